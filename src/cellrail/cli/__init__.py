@@ -1,0 +1,1 @@
+"""The `cellrail` command: parse arguments, call one use case, print the answer."""

@@ -1,0 +1,44 @@
+"""Turn CellRail errors into a clear message and an exit code, never a traceback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from typing import ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from cellrail.kernel.errors import CellRailError, InvalidInput
+
+P = ParamSpec("P")
+R = TypeVar("R")
+err_console = Console(stderr=True)
+
+
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    try:
+        yield
+    except InvalidInput as error:
+        for problem in error.problems:
+            err_console.print(f"[red]error[/red] {problem}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except CellRailError as error:
+        err_console.print(f"[red]error[/red] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except OSError as error:
+        err_console.print(f"[red]error[/red] {error.filename or ''}: {error.strerror}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def friendly(command: Callable[P, R]) -> Callable[P, R]:
+    """Decorator for commands: CellRail and file errors become messages on stderr."""
+
+    @wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with reported_errors():
+            return command(*args, **kwargs)
+
+    return wrapper

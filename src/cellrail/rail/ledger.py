@@ -1,0 +1,154 @@
+"""The custody ledger: append-only events, each chained to the one before by SHA-256.
+
+An event is encoded once, canonically (JSON with sorted keys, no spaces, UTF-8), and those bytes are stored
+verbatim and never re-encoded. Its hash is ``SHA-256(previous hash ‖ canonical bytes)``, so the hashed encoding
+includes the previous hash and changing, removing or reordering any stored event breaks every later link.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from cellrail.kernel.clock import iso_utc
+
+GENESIS = bytes(32)
+
+
+class EventKind(StrEnum):
+    NETWORK_REGISTERED = "network.registered"
+    ORDER_ENROLLED = "order.enrolled"
+    ORDER_BOOKED = "order.booked"
+    ORDER_MOVED = "order.moved"
+    IDENTITY_MISMATCH = "identity.mismatch"
+    CUSTODY_SCAN = "custody.scan"
+    USER_CREATED = "user.created"
+    SLOTS_OPENED = "slots.opened"
+
+
+@dataclass(frozen=True)
+class Signature:
+    """An electronic signature manifest (21 CFR 11.50): who signed, when, and what the signature means."""
+
+    user: str
+    full_name: str
+    meaning: str
+    at: datetime
+
+    def as_dict(self) -> dict[str, str]:
+        return {"user": self.user, "full_name": self.full_name, "meaning": self.meaning, "at": iso_utc(self.at)}
+
+
+@dataclass(frozen=True)
+class CustodyEvent:
+    """What happened, where, when and by whom: the content of one ledger entry before it is sequenced."""
+
+    kind: EventKind
+    node: str
+    actor: str
+    role: str
+    at: datetime
+    order: str | None = None
+    item: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+    signatures: tuple[Signature, ...] = ()
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """A sequenced, hashed event as stored."""
+
+    seq: int
+    body: bytes
+    hash: bytes
+
+    def content(self) -> dict[str, Any]:
+        decoded: dict[str, Any] = json.loads(self.body)
+        return decoded
+
+
+def encode(event: CustodyEvent, seq: int, recorded_at: datetime) -> bytes:
+    """The canonical bytes of an event: the only form ever hashed or stored."""
+    document = {
+        "seq": seq,
+        "kind": event.kind.value,
+        "order": event.order,
+        "node": event.node,
+        "actor": event.actor,
+        "role": event.role,
+        "at": iso_utc(event.at),
+        "recorded_at": iso_utc(recorded_at),
+        "item": event.item,
+        "data": dict(event.data),
+        "signatures": [s.as_dict() for s in event.signatures],
+    }
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def link(previous_hash: bytes, body: bytes) -> bytes:
+    return hashlib.sha256(previous_hash + body).digest()
+
+
+def seal(events: Iterable[CustodyEvent], head_seq: int, head_hash: bytes, recorded_at: datetime) -> list[LedgerEntry]:
+    """Sequence and chain events after the head ``(head_seq, head_hash)``."""
+    entries = []
+    previous = head_hash
+    for offset, event in enumerate(events, start=1):
+        body = encode(event, head_seq + offset, recorded_at)
+        previous = link(previous, body)
+        entries.append(LedgerEntry(head_seq + offset, body, previous))
+    return entries
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """The first event whose stored form no longer fits the chain, and why."""
+
+    seq: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    checked: int
+    head_hash: bytes
+    first_break: ChainBreak | None
+
+    @property
+    def ok(self) -> bool:
+        return self.first_break is None
+
+
+# Stored row: seq, order column, kind column, body, hash. The order and kind columns are an index for queries;
+# they are compared with the body so that editing them is caught too.
+StoredRow = tuple[int, str | None, str, bytes, bytes]
+
+
+def verify_rows(rows: Iterable[StoredRow]) -> ChainReport:
+    """Re-walk the chain from genesis and name the first altered, missing or reordered event."""
+    previous = GENESIS
+    expected_seq = 1
+    checked = 0
+    sha256 = hashlib.sha256
+    loads = orjson.loads
+    for seq, order, kind, body, stored_hash in rows:
+        body = bytes(body)
+        if seq != expected_seq:
+            return ChainReport(checked, previous, ChainBreak(expected_seq, f"event {expected_seq} is missing"))
+        computed = sha256(previous + body).digest()
+        if computed != bytes(stored_hash):
+            return ChainReport(checked, previous, ChainBreak(seq, "content does not match its hash (altered)"))
+        content = loads(body)
+        if content["seq"] != seq or content["order"] != order or content["kind"] != kind:
+            return ChainReport(checked, previous, ChainBreak(seq, "indexed columns differ from the signed content"))
+        previous = computed
+        expected_seq += 1
+        checked += 1
+    return ChainReport(checked, previous, None)

@@ -1,0 +1,116 @@
+"""The rail: network registry, users, patients, orders, slots, counters and the append-only custody ledger.
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-25
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from cellrail.store.tables import UTCDateTime
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+# No layer of CellRail updates or deletes ledger rows; the database refuses it too.
+SQLITE_GUARDS = [
+    "CREATE TRIGGER ledger_events_no_update BEFORE UPDATE ON ledger_events "
+    "BEGIN SELECT RAISE(ABORT, 'the custody ledger is append-only'); END",
+    "CREATE TRIGGER ledger_events_no_delete BEFORE DELETE ON ledger_events "
+    "BEGIN SELECT RAISE(ABORT, 'the custody ledger is append-only'); END",
+]
+POSTGRES_GUARDS = [
+    "CREATE FUNCTION ledger_events_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN RAISE EXCEPTION 'the custody ledger is append-only'; END $$",
+    "CREATE TRIGGER ledger_events_no_change BEFORE UPDATE OR DELETE ON ledger_events "
+    "FOR EACH ROW EXECUTE FUNCTION ledger_events_append_only()",
+    "CREATE TRIGGER ledger_events_no_truncate BEFORE TRUNCATE ON ledger_events "
+    "FOR EACH STATEMENT EXECUTE FUNCTION ledger_events_append_only()",
+]
+
+
+def upgrade() -> None:
+    op.create_table(
+        "networks",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("network_id", sa.String(64), nullable=False),
+        sa.Column("source", sa.Text, nullable=False),
+        sa.Column("registered_at", UTCDateTime, nullable=False),
+    )
+    op.create_table(
+        "users",
+        sa.Column("username", sa.String(64), primary_key=True),
+        sa.Column("full_name", sa.String(200), nullable=False),
+        sa.Column("node", sa.String(64), nullable=False),
+        sa.Column("roles", sa.String(200), nullable=False),
+        sa.Column("password_hash", sa.String(200), nullable=False),
+        sa.Column("active", sa.Boolean, nullable=False),
+    )
+    op.create_table(
+        "tokens",
+        sa.Column("token_hash", sa.String(64), primary_key=True),
+        sa.Column("username", sa.String(64), sa.ForeignKey("users.username"), nullable=False),
+        sa.Column("expires_at", UTCDateTime, nullable=False),
+    )
+    op.create_table(
+        "patients",
+        sa.Column("key", sa.String(32), primary_key=True),
+        sa.Column("treatment_site", sa.String(64), nullable=False),
+        sa.Column("mrn", sa.String(64), nullable=False),
+        sa.Column("full_name", sa.String(200), nullable=False),
+        sa.Column("birth_date", sa.Date, nullable=False),
+    )
+    op.create_table(
+        "orders",
+        sa.Column("coi", sa.String(16), primary_key=True),
+        sa.Column("patient_key", sa.String(32), sa.ForeignKey("patients.key"), nullable=False),
+        sa.Column("treatment_site", sa.String(64), nullable=False),
+        sa.Column("manufacturing_node", sa.String(64)),
+        sa.Column("state", sa.String(32), nullable=False),
+        sa.Column("collection_din", sa.String(14)),
+        sa.Column("product_din", sa.String(14)),
+        sa.Column("manufacturing_attempts", sa.Integer, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+    )
+    op.create_index("ix_orders_treatment_site", "orders", ["treatment_site"])
+    op.create_index("ix_orders_manufacturing_node", "orders", ["manufacturing_node"])
+    op.create_table(
+        "slots",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("node", sa.String(64), nullable=False),
+        sa.Column("resource", sa.String(16), nullable=False),
+        sa.Column("platform", sa.String(64), nullable=False),
+        sa.Column("unit", sa.Integer, nullable=False),
+        sa.Column("starts", UTCDateTime, nullable=False),
+        sa.Column("ends", UTCDateTime, nullable=False),
+        sa.Column("order_coi", sa.String(16), sa.ForeignKey("orders.coi")),
+        sa.UniqueConstraint("node", "resource", "platform", "unit", "starts", name="uq_slots_identity"),
+    )
+    op.create_index("ix_slots_free", "slots", ["node", "resource", "starts"])
+    op.create_index("ix_slots_order", "slots", ["order_coi"])
+    op.create_table(
+        "counters",
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("value", sa.Integer, nullable=False),
+    )
+    op.create_table(
+        "ledger_events",
+        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("order_coi", sa.String(16)),
+        sa.Column("kind", sa.String(32), nullable=False),
+        sa.Column("body", sa.LargeBinary, nullable=False),
+        sa.Column("hash", sa.LargeBinary(32), nullable=False),
+    )
+    op.create_index("ix_ledger_events_order", "ledger_events", ["order_coi"])
+    guards = POSTGRES_GUARDS if op.get_bind().dialect.name == "postgresql" else SQLITE_GUARDS
+    for statement in guards:
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    raise RuntimeError("the custody ledger is never dropped by a migration; restore from backup instead")

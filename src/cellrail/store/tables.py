@@ -1,0 +1,134 @@
+"""Table definitions (SQLAlchemy Core). The migrations in ``migrations/`` create exactly these; a test checks it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out; stored as naive UTC so SQLite and PostgreSQL agree."""
+
+    impl = DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+
+
+metadata = MetaData()
+
+networks = Table(
+    "networks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("network_id", String(64), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("registered_at", UTCDateTime, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("username", String(64), primary_key=True),
+    Column("full_name", String(200), nullable=False),
+    Column("node", String(64), nullable=False),
+    Column("roles", String(200), nullable=False),
+    Column("password_hash", String(200), nullable=False),
+    Column("active", Boolean, nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("username", String(64), ForeignKey("users.username"), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+patients = Table(
+    "patients",
+    metadata,
+    Column("key", String(32), primary_key=True),
+    Column("treatment_site", String(64), nullable=False),
+    Column("mrn", String(64), nullable=False),
+    Column("full_name", String(200), nullable=False),
+    Column("birth_date", Date, nullable=False),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("coi", String(16), primary_key=True),
+    Column("patient_key", String(32), ForeignKey("patients.key"), nullable=False),
+    Column("treatment_site", String(64), nullable=False),
+    Column("manufacturing_node", String(64)),
+    Column("state", String(32), nullable=False),
+    Column("collection_din", String(14)),
+    Column("product_din", String(14)),
+    Column("manufacturing_attempts", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_orders_treatment_site", "treatment_site"),
+    Index("ix_orders_manufacturing_node", "manufacturing_node"),
+)
+
+slots = Table(
+    "slots",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("node", String(64), nullable=False),
+    Column("resource", String(16), nullable=False),
+    Column("platform", String(64), nullable=False),
+    Column("unit", Integer, nullable=False),
+    Column("starts", UTCDateTime, nullable=False),
+    Column("ends", UTCDateTime, nullable=False),
+    Column("order_coi", String(16), ForeignKey("orders.coi")),
+    UniqueConstraint("node", "resource", "platform", "unit", "starts", name="uq_slots_identity"),
+    Index("ix_slots_free", "node", "resource", "starts"),
+    Index("ix_slots_order", "order_coi"),
+)
+
+counters = Table(
+    "counters",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Integer, nullable=False),
+)
+
+ledger_events = Table(
+    "ledger_events",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("order_coi", String(16)),
+    Column("kind", String(32), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("hash", LargeBinary(32), nullable=False),
+    Index("ix_ledger_events_order", "order_coi"),
+)
