@@ -9,6 +9,7 @@ from typing import ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cellrail.kernel.errors import CellRailError, InvalidInput
 
@@ -23,13 +24,14 @@ def reported_errors() -> Iterator[None]:
         yield
     except InvalidInput as error:
         for problem in error.problems:
-            err_console.print(f"[red]error[/red] {problem}", highlight=False, soft_wrap=True)
+            err_console.print(f"[red]error[/red] {escape(str(problem))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     except CellRailError as error:
-        err_console.print(f"[red]error[/red] {error}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     except OSError as error:
-        err_console.print(f"[red]error[/red] {error.filename or ''}: {error.strerror}", highlight=False)
+        where = escape(str(error.filename or ""))
+        err_console.print(f"[red]error[/red] {where}: {error.strerror}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cellrail.cli import network
+from cellrail.cli import admin, demo, network, serve
 
 app = typer.Typer(
     help="CellRail: chain of identity and custody for decentralized cell and gene therapy networks.",
@@ -12,6 +12,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(network.app, name="network")
+network.app.command("register")(admin.register)
+app.add_typer(admin.db_app, name="db")
+app.add_typer(admin.users_app, name="users")
+app.add_typer(admin.slots_app, name="slots")
+app.command("verify")(admin.verify)
+app.command("serve")(serve.serve)
+app.command("demo")(demo.demo)
 
 if __name__ == "__main__":
     app()

@@ -50,6 +50,10 @@ class Forbidden(CellRailError):
     """The caller's role or node does not allow this action."""
 
 
+class SignatureRefused(Forbidden):
+    """An electronic signature whose password does not match the signer: the session stays valid."""
+
+
 class Unauthenticated(CellRailError):
     """No valid credentials were given."""
 

@@ -15,7 +15,7 @@ from argon2.exceptions import VerificationError, VerifyMismatchError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from cellrail.kernel.clock import Clock
-from cellrail.kernel.errors import Conflict, InvalidInput, Unauthenticated
+from cellrail.kernel.errors import Conflict, InvalidInput, SignatureRefused, Unauthenticated
 from cellrail.rail.access_control import Action, Principal, Role, role_for
 from cellrail.rail.ledger import CustodyEvent, EventKind
 from cellrail.rail.ports import UnitOfWork, UserRecord
@@ -98,4 +98,4 @@ def confirm_signature(uow: UnitOfWork, actor: Principal, password: SecretStr | N
     if password is None:
         raise InvalidInput.one("password", "an electronic signature needs the signer's password")
     if user is None or not password_matches(user.password_hash, password.get_secret_value()):
-        raise Unauthenticated("signature refused: the password does not match the signer")
+        raise SignatureRefused("signature refused: the password does not match the signer")

@@ -68,7 +68,8 @@ def plan_slots(node: Node, first_day: date, days: int) -> list[SlotSpec]:
                 if nominal >= last_day:
                     break
                 start_day = nominal
-                while start_day.weekday() not in operating and (start_day - nominal).days < slack:
+                # A run may wait for an operating day only while it still ends before the unit's next run.
+                while start_day.weekday() not in operating and (start_day - nominal).days + 1 <= slack:
                     start_day += timedelta(days=1)
                 if start_day < first_day or start_day.weekday() not in operating:
                     continue

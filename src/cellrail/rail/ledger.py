@@ -89,7 +89,9 @@ def encode(event: CustodyEvent, seq: int, recorded_at: datetime) -> bytes:
         "data": dict(event.data),
         "signatures": [s.as_dict() for s in event.signatures],
     }
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
+        "utf-8"
+    )
 
 
 def link(previous_hash: bytes, body: bytes) -> bytes:

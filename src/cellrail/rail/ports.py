@@ -101,13 +101,20 @@ class UserRepository(Protocol):
 class UnitOfWork(Protocol):
     """One transaction: everything done through it commits together or not at all."""
 
-    networks: NetworkRepository
-    orders: OrderRepository
-    patients: PatientRepository
-    slots: SlotRepository
-    ledger: LedgerRepository
-    counters: CounterRepository
-    users: UserRepository
+    @property
+    def networks(self) -> NetworkRepository: ...
+    @property
+    def orders(self) -> OrderRepository: ...
+    @property
+    def patients(self) -> PatientRepository: ...
+    @property
+    def slots(self) -> SlotRepository: ...
+    @property
+    def ledger(self) -> LedgerRepository: ...
+    @property
+    def counters(self) -> CounterRepository: ...
+    @property
+    def users(self) -> UserRepository: ...
 
     def __enter__(self) -> UnitOfWork: ...
     def __exit__(

@@ -9,13 +9,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
 
-from cellrail.kernel.clock import Clock, iso_utc
+from cellrail.kernel.clock import Clock, as_utc, iso_utc
 from cellrail.kernel.errors import Forbidden, IdentityMismatch, InvalidInput, NoCapacity, NotFound
 from cellrail.kernel.identifiers import DIN, ChainOfIdentity
 from cellrail.rail.access_control import Action, Principal, role_for
@@ -30,6 +30,9 @@ from cellrail.rail.recording import record
 
 S = OrderState
 CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of the server's clock a reported time may be
+# Moments outside this range cannot be converted between time zones or stored on every engine.
+EARLIEST_MOMENT = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_MOMENT = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 class _Command(BaseModel):
@@ -114,10 +117,21 @@ def current_network(uow: UnitOfWork) -> Network:
     return network
 
 
+def _in_range(at: datetime, field: str) -> datetime:
+    try:
+        fits = EARLIEST_MOMENT <= as_utc(at) < LATEST_MOMENT
+    except OverflowError:
+        fits = False
+    if not fits:
+        raise InvalidInput.one(field, f"{at.isoformat()} is out of range (years 2000 to 8999)")
+    return at
+
+
 def _moment(at: datetime | None, clock: Clock, field: str = "at") -> datetime:
     now = clock.now()
     if at is None:
         return now
+    _in_range(at, field)
     if at > now + CLOCK_SKEW:
         raise InvalidInput.one(field, f"{iso_utc(at)} is in the future (server time {iso_utc(now)})")
     return at
@@ -195,7 +209,7 @@ def book(uow: UnitOfWork, coi: str, command: BookOrder, actor: Principal, clock:
     role = role_for(actor, Action.BOOK, {order.treatment_site})
     scheduled = order.move_to(S.APHERESIS_SCHEDULED)
     network = current_network(uow)
-    earliest = max(_moment(command.earliest, clock, "earliest") if command.earliest else clock.now(), clock.now())
+    earliest = clock.now() if command.earliest is None else max(_in_range(command.earliest, "earliest"), clock.now())
     for apheresis in uow.slots.free(order.treatment_site, Resource.APHERESIS, earliest, None, 60):
         windows = manufacturing_windows(network, order.treatment_site, apheresis.ends)
         if not windows or not uow.slots.claim(apheresis.id, order.coi):
@@ -335,19 +349,30 @@ def record_scans(uow: UnitOfWork, scans: Sequence[CustodyScan], actor: Principal
     Each label must match its order (the collection bag before release, the product after); a mismatch is
     recorded as a hard stop and the whole batch is refused.
     """
-    network = current_network(uow)
+    node_ids = current_network(uow).node_ids
     orders: dict[str, Order] = {}
+    # A batch repeats the same few labels and nodes: parse each label text and check each node's permission once
+    # (both are pure; a failure raises at its first occurrence, as without the caches).
+    labels: dict[tuple[str, str], tuple[str, str]] = {}
+    roles: dict[str, str] = {}
     events = []
     for index, scan in enumerate(scans):
-        prefix = f"scans[{index}]." if len(scans) > 1 else ""
-        if scan.node not in network.node_ids:
+        prefix = f"scans[{index}]."  # the same path as in the API's request body
+        if scan.node not in node_ids:
             raise InvalidInput.one(f"{prefix}node", f"unknown node '{scan.node}'")
-        coi = str(ChainOfIdentity.parse(scan.label.coi, f"{prefix}label.coi"))
-        din = str(DIN.parse(scan.label.din, f"{prefix}label.din"))
+        label = (scan.label.coi, scan.label.din)
+        if label not in labels:
+            labels[label] = (
+                str(ChainOfIdentity.parse(scan.label.coi, f"{prefix}label.coi")),
+                str(DIN.parse(scan.label.din, f"{prefix}label.din")),
+            )
+        coi, din = labels[label]
         if coi not in orders:
             orders[coi] = _visible_order(uow, coi, actor)
         order = orders[coi]
-        role = role_for(actor, Action.HAND_OFF, {scan.node})
+        if scan.node not in roles:
+            roles[scan.node] = role_for(actor, Action.HAND_OFF, {scan.node})
+        role = roles[scan.node]
         at = _moment(scan.at, clock, f"{prefix}at")
         expected = order.expected_label(LabelKind.PRODUCT if order.product_din else LabelKind.COLLECTION)
         if din != expected:
@@ -361,6 +386,11 @@ def record_scans(uow: UnitOfWork, scans: Sequence[CustodyScan], actor: Principal
     entries = record(uow, clock, *events)
     uow.commit()
     return [entry.seq for entry in entries]
+
+
+def view_order(uow: UnitOfWork, coi: str, actor: Principal) -> Order:
+    """One order, if ``actor`` may see it."""
+    return _visible_order(uow, coi, actor)
 
 
 @dataclass(frozen=True)
@@ -404,3 +434,27 @@ def verify_ledger(uow: UnitOfWork, actor: Principal) -> ChainReport:
     """Re-walk the whole custody chain and name the first event that no longer fits."""
     role_for(actor, Action.VIEW_LEDGER, None)
     return verify_rows(uow.ledger.rows())
+
+
+@dataclass(frozen=True)
+class NetworkStatus:
+    """Where the network's orders stand, and vein-to-vein times of infused patients by treatment site."""
+
+    orders_by_state: dict[OrderState, int]
+    vein_to_vein_by_site: dict[str, list[timedelta]]
+
+
+def network_status(uow: UnitOfWork, actor: Principal, page: int = 500) -> NetworkStatus:
+    """Counts by stage and vein-to-vein times, derived from the orders and the ledger ``actor`` may see."""
+    counts: dict[OrderState, int] = {}
+    times: dict[str, list[timedelta]] = {}
+    offset = 0
+    while batch := list_orders(uow, actor, limit=page, offset=offset):
+        for order in batch:
+            counts[order.state] = counts.get(order.state, 0) + 1
+            if order.state is S.INFUSED:
+                journey = journey_from_events(order.coi, uow.ledger.for_order(order.coi))
+                if journey.vein_to_vein is not None:
+                    times.setdefault(order.treatment_site, []).append(journey.vein_to_vein)
+        offset += page
+    return NetworkStatus(counts, times)

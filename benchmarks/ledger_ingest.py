@@ -1,0 +1,363 @@
+"""Custody ledger throughput on SQLite, each figure next to the physical limit measured in the same run.
+
+    python benchmarks/ledger_ingest.py [--events N] [--single M] [--batch B] [--dir DIR]
+
+(a) custody scans ingested one per transaction through ``services.record_scans``, against a bare sqlite3 loop
+    inserting the same ledger rows with one commit per row;
+(b) the same in batches of B scans per ``record_scans`` call, against bare ``executemany`` with one commit per
+    batch of B rows;
+(c) ``services.verify_ledger`` over the whole ledger (N+ events), against a bare ``hashlib.sha256`` chain over the
+    same stored bytes.
+
+The store is a file database in a temporary directory with the product's durability settings (WAL,
+``synchronous=FULL``, ``BEGIN IMMEDIATE``); the bare baselines use the same pragmas on their own file next to it.
+The process is pinned to one core where the OS allows it. Commands (``CustodyScan``) are built from dicts with
+Pydantic outside the timed region, as an API adapter would before calling the service; that cost is printed
+separately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import platform
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Engine, select
+
+from cellrail.kernel.clock import ManualClock
+from cellrail.rail.access_control import SYSTEM, Principal, Role
+from cellrail.rail.accounts import NewUser, create_user
+from cellrail.rail.orders import OrderState
+from cellrail.rail.services import (
+    AdvanceOrder,
+    BookOrder,
+    CustodyScan,
+    EnrollPatient,
+    OpenSlots,
+    advance,
+    book,
+    enroll,
+    open_slots,
+    record_scans,
+    register_network,
+    verify_ledger,
+)
+from cellrail.store import tables as t
+from cellrail.store.engine import open_store
+from cellrail.store.uow import SqlUnitOfWork
+
+BATCHED_TARGET = 20_000.0  # events/s, batched ingest (issue target)
+VERIFY_TARGET = 200_000.0  # events/s, verification on one core (issue target)
+ORDERS = 8  # scans are spread round-robin over this many collected orders
+START = datetime(2026, 3, 2, tzinfo=UTC)
+
+NETWORK_YAML = """\
+network:
+  id: bench-net
+  name: Ledger benchmark network
+nodes:
+  - id: h-bench
+    name: Benchmark hospital
+    kind: hospital
+    fin: A9001
+    timezone: Asia/Shanghai
+    location: {city: Shanghai, country: CN, latitude: 31.2, longitude: 121.5}
+    capabilities: {apheresis_chairs: 4, infusion_beds: 4}
+  - id: hub-bench
+    name: Benchmark hub
+    kind: regional_hub
+    fin: A9002
+    timezone: Asia/Shanghai
+    location: {city: Suzhou, country: CN, latitude: 31.3, longitude: 120.6}
+    capabilities:
+      qc_lab: true
+      manufacturing: [{platform: CliniMACS Prodigy, units: 16, run_days: 12}]
+lanes:
+  - {from: h-bench, to: hub-bench, transport_hours: 3, days: [mon, tue, wed, thu, fri, sat, sun]}
+"""
+
+# The bare baseline's table and index: the same as the product's ledger_events (see store/tables.py).
+BARE_SCHEMA = (
+    "CREATE TABLE ledger_events (seq INTEGER NOT NULL PRIMARY KEY, order_coi VARCHAR(16), "
+    "kind VARCHAR(32) NOT NULL, body BLOB NOT NULL, hash BLOB NOT NULL)",
+    "CREATE INDEX ix_ledger_events_order ON ledger_events (order_coi)",
+)
+BARE_INSERT = "INSERT INTO ledger_events (seq, order_coi, kind, body, hash) VALUES (?, ?, ?, ?, ?)"
+Row = tuple[int, str | None, str, bytes, bytes]
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    value: float
+    baseline: str
+    baseline_value: float
+    target: float | None
+
+    @property
+    def ratio(self) -> float:
+        return self.value / self.baseline_value
+
+
+def pin_to_one_core() -> str:
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {0})
+        return "pinned to CPU 0 (os.sched_setaffinity)"
+    return "not pinned (os.sched_setaffinity unavailable)"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def seed(engine: Engine, clock: ManualClock) -> tuple[Principal, list[tuple[str, str]]]:
+    """Register the network, add a courier and an operator, and take ORDERS orders to COLLECTED."""
+    with SqlUnitOfWork(engine) as uow:
+        network = register_network(uow, NETWORK_YAML, "bench-network.yaml", SYSTEM, clock)
+    for node in network.nodes:
+        with SqlUnitOfWork(engine) as uow:
+            open_slots(uow, OpenSlots(node=node.id, first_day=START.date(), days=28), SYSTEM, clock)
+    users = {}
+    for name, home, role in (("op-bench", "h-bench", Role.NODE_OPERATOR), ("courier", "hub-bench", Role.COURIER)):
+        with SqlUnitOfWork(engine) as uow:
+            command = NewUser(username=name, full_name=name.title(), node=home, roles=[role], password="x" * 16)
+            users[name] = create_user(uow, command, SYSTEM, clock)
+    operator = users["op-bench"]
+    labels = []
+    for number in range(ORDERS):
+        patient = EnrollPatient(
+            treatment_site="h-bench", mrn=f"MRN-{number}", full_name=f"Patient {number}", birth_date=date(1970, 1, 1)
+        )
+        with SqlUnitOfWork(engine) as uow:
+            order = enroll(uow, patient, operator, clock)
+        with SqlUnitOfWork(engine) as uow:
+            booking = book(uow, order.coi, BookOrder(), operator, clock)
+        clock.set(max(clock.now(), booking.apheresis.ends))
+        with SqlUnitOfWork(engine) as uow:
+            order = advance(uow, order.coi, AdvanceOrder(to=OrderState.COLLECTED), operator, clock)
+        assert order.collection_din is not None
+        labels.append((order.coi, order.collection_din))
+    return users["courier"], labels
+
+
+class ScanFactory:
+    """Custody scans as an API body would carry them, parsed by Pydantic; varied so bodies differ."""
+
+    def __init__(self, labels: Sequence[tuple[str, str]]) -> None:
+        self.labels = labels
+        self.made = 0
+        self.seconds = 0.0
+
+    def batch(self, size: int) -> list[CustodyScan]:
+        started = time.perf_counter()
+        scans = []
+        for i in range(self.made, self.made + size):
+            coi, din = self.labels[i % len(self.labels)]
+            body: dict[str, Any] = {
+                "label": {"coi": coi, "din": din},
+                "node": "hub-bench" if i % 2 else "h-bench",
+                "temperature_c": 2.0 + (i % 60) / 10,
+            }
+            if i % 10 == 0:
+                body["note"] = f"courier hand-over {i}"
+            scans.append(CustodyScan.model_validate(body))
+        self.made += size
+        self.seconds += time.perf_counter() - started
+        return scans
+
+
+def ingest(engine: Engine, clock: ManualClock, actor: Principal, scans: ScanFactory, total: int, batch: int) -> float:
+    """Seconds spent in ``record_scans`` transactions (commit included) to ingest ``total`` scans."""
+    elapsed = 0.0
+    done = 0
+    while done < total:
+        size = min(batch, total - done)
+        commands = scans.batch(size)
+        clock.advance(timedelta(seconds=1))
+        started = time.perf_counter()
+        with SqlUnitOfWork(engine) as uow:
+            seqs = record_scans(uow, commands, actor, clock)
+        elapsed += time.perf_counter() - started
+        assert len(seqs) == size
+        done += size
+    return elapsed
+
+
+def stored_rows(engine: Engine, first: int, last: int) -> list[Row]:
+    e = t.ledger_events.c
+    query = select(e.seq, e.order_coi, e.kind, e.body, e.hash).where(e.seq.between(first, last)).order_by(e.seq)
+    with engine.connect() as connection:
+        return [
+            (seq, coi, kind, bytes(body), bytes(digest)) for seq, coi, kind, body, digest in connection.execute(query)
+        ]
+
+
+def bare_connection(path: Path) -> sqlite3.Connection:
+    """A plain sqlite3 connection with the product's pragmas, and transactions issued explicitly."""
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=FULL")
+    connection.execute("PRAGMA foreign_keys=ON")
+    for statement in BARE_SCHEMA:
+        connection.execute(statement)
+    return connection
+
+
+def bare_insert(connection: sqlite3.Connection, rows: Sequence[Row], batch: int) -> float:
+    """Seconds to insert ``rows`` with one BEGIN IMMEDIATE ... COMMIT per ``batch`` rows."""
+    started = time.perf_counter()
+    for offset in range(0, len(rows), batch):
+        connection.execute("BEGIN IMMEDIATE")
+        connection.executemany(BARE_INSERT, rows[offset : offset + batch])
+        connection.execute("COMMIT")
+    return time.perf_counter() - started
+
+
+def best_of(runs: int, measure: Callable[[], float]) -> float:
+    return min(measure() for _ in range(runs))
+
+
+def verify_seconds(engine: Engine) -> tuple[float, int]:
+    checked = 0
+
+    def once() -> float:
+        nonlocal checked
+        started = time.perf_counter()
+        with SqlUnitOfWork(engine, write=False) as uow:
+            report = verify_ledger(uow, SYSTEM)
+        seconds = time.perf_counter() - started
+        assert report.ok, report.first_break
+        checked = report.checked
+        return seconds
+
+    return best_of(3, once), checked
+
+
+def sha256_chain_seconds(bodies: Sequence[bytes]) -> float:
+    def once() -> float:
+        sha256 = hashlib.sha256
+        started = time.perf_counter()
+        previous = bytes(32)
+        for body in bodies:
+            previous = sha256(previous + body).digest()
+        return time.perf_counter() - started
+
+    return best_of(3, once)
+
+
+def rate(events: int, seconds: float) -> float:
+    return events / seconds
+
+
+def report(console: Console, figures: list[Figure], header: list[str], notes: list[str]) -> None:
+    for line in header:
+        console.print(line)
+    table = Table(title="Custody ledger on SQLite (WAL, synchronous=FULL), one core")
+    for column in ("figure", "value (events/s)", "baseline", "baseline (events/s)", "ratio", "target", "met"):
+        table.add_column(column, justify="left" if column in ("figure", "baseline", "met") else "right")
+    for f in figures:
+        met = "-" if f.target is None else ("yes" if f.value >= f.target else "NO")
+        target = "-" if f.target is None else f"≥ {f.target:,.0f}"
+        table.add_row(f.name, f"{f.value:,.0f}", f.baseline, f"{f.baseline_value:,.0f}", f"{f.ratio:.2f}", target, met)
+    console.print(table)
+    for line in notes:
+        console.print(line)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--events", type=int, default=200_000, help="scans ingested in batches (default 200,000)")
+    parser.add_argument("--single", type=int, default=2_000, help="scans ingested one per transaction (2,000)")
+    parser.add_argument("--batch", type=int, default=1_000, help="scans per record_scans call (default 1,000)")
+    parser.add_argument("--dir", type=Path, default=None, help="where to put the database files (default: temp)")
+    args = parser.parse_args(argv)
+    pinned = pin_to_one_core()
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(console.width, 150))  # keep the table on one line per row in logs
+    with tempfile.TemporaryDirectory(prefix="cellrail-bench-", dir=args.dir) as workdir:
+        engine = open_store(f"sqlite:///{Path(workdir) / 'cellrail.db'}")
+        clock = ManualClock(START)
+        actor, labels = seed(engine, clock)
+        scans = ScanFactory(labels)
+        with SqlUnitOfWork(engine, write=False) as uow:
+            seeded, _ = uow.ledger.head()
+
+        console.print(f"(a) {args.single:,} scans, one transaction each ...")
+        single_seconds = ingest(engine, clock, actor, scans, args.single, 1)
+        console.print(f"(b) {args.events:,} scans in batches of {args.batch:,} ...")
+        batched_seconds = ingest(engine, clock, actor, scans, args.events, args.batch)
+
+        single_rows = stored_rows(engine, seeded + 1, seeded + args.single)
+        batched_rows = stored_rows(engine, seeded + args.single + 1, seeded + args.single + args.events)
+        console.print("    bare sqlite3 baselines ...")
+        bare = bare_connection(Path(workdir) / "bare.db")
+        bare_single_seconds = bare_insert(bare, single_rows, 1)
+        bare_batched_seconds = bare_insert(bare, batched_rows, args.batch)
+        bare.close()
+
+        console.print("(c) verifying the whole ledger ...")
+        verify_time, checked = verify_seconds(engine)
+        all_bodies = [row[3] for row in stored_rows(engine, 1, checked)]
+        sha_time = sha256_chain_seconds(all_bodies)
+        database_bytes = sum(p.stat().st_size for p in Path(workdir).glob("cellrail.db*"))
+        engine.dispose()
+
+    figures = [
+        Figure(
+            "(a) ingest, 1 scan per transaction",
+            rate(args.single, single_seconds),
+            "sqlite3 INSERT, 1 commit per row",
+            rate(args.single, bare_single_seconds),
+            None,
+        ),
+        Figure(
+            f"(b) ingest, {args.batch:,} scans per call",
+            rate(args.events, batched_seconds),
+            f"sqlite3 executemany, 1 commit per {args.batch:,}",
+            rate(args.events, bare_batched_seconds),
+            BATCHED_TARGET,
+        ),
+        Figure(
+            f"(c) verify_ledger, {checked:,} events",
+            rate(checked, verify_time),
+            "hashlib.sha256 chain, same bytes",
+            rate(checked, sha_time),
+            VERIFY_TARGET,
+        ),
+    ]
+    header = [
+        f"CellRail ledger benchmark: Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
+        f"{cpu_model()}, nproc {os.cpu_count()}, {pinned}",
+    ]
+    made = scans.made
+    notes = [
+        f"Building the {made:,} CustodyScan commands with Pydantic (excluded above) took {scans.seconds:.2f} s "
+        f"({rate(made, scans.seconds):,.0f} commands/s).",
+        f"Ledger: {checked:,} events ({seeded} from seeding), database files {database_bytes / 1e6:,.1f} MB; "
+        "verification and its baseline are best of 3.",
+        "ratio = value / baseline: the share of the physical limit the service layer reaches (1.00 = no overhead).",
+    ]
+    report(console, figures, header, notes)
+    return 0 if all(f.target is None or f.value >= f.target for f in figures) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,29 @@
+"""`cellrail serve`: the HTTP API and its docs page."""
+
+from __future__ import annotations
+
+import typer
+import uvicorn
+from rich.console import Console
+from sqlalchemy import Engine
+
+from cellrail.cli.errors import friendly
+from cellrail.cli.store import DatabaseOption, engine_for
+
+console = Console(soft_wrap=True)
+HostOption = typer.Option("127.0.0.1", envvar="CELLRAIL_HOST", help="Address to listen on")
+PortOption = typer.Option(8000, envvar="CELLRAIL_PORT", min=1, max=65535, help="Port to listen on")
+
+
+def serve_engine(engine: Engine, host: str, port: int) -> None:
+    """Serve the API on ``engine`` until interrupted."""
+    from cellrail.api.app import create_app
+
+    console.print(f"API and docs at [bold]http://{host}:{port}/docs[/bold] (Ctrl-C to stop)")
+    uvicorn.run(create_app(engine), host=host, port=port, log_level="warning")
+
+
+@friendly
+def serve(database: str | None = DatabaseOption, host: str = HostOption, port: int = PortOption) -> None:
+    """Serve the CellRail API (OpenAPI docs at /docs)."""
+    serve_engine(engine_for(database), host, port)

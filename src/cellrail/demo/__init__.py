@@ -1,0 +1,1 @@
+"""The demo: synthetic patient journeys played through the rail's service layer."""
