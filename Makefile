@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/cellrail demo
+	$(BIN)/cellrail demo --replace
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -23,6 +23,7 @@ from cellrail.rail.booking import Resource, SlotSpec, manufacturing_windows, pla
 from cellrail.rail.network import Node, load_network
 from cellrail.rail.orders import Order
 from cellrail.rail.orders import OrderState as S
+from cellrail.rail.parameters import holding_limits
 from cellrail.rail.ports import Slot
 from cellrail.rail.services import (
     AdvanceOrder,
@@ -282,7 +283,7 @@ def test_booking_chains_apheresis_to_a_reachable_run_and_is_atomic(seeded: Engin
         arrival = NETWORK.earliest_arrival("h-a", "hub", booking.apheresis.ends)
         assert arrival == booking.apheresis.ends + timedelta(hours=3)
         assert arrival <= booking.manufacturing.starts <= booking.apheresis.ends + timedelta(hours=72)
-        [window] = manufacturing_windows(NETWORK, "h-a", booking.apheresis.ends)
+        [window] = manufacturing_windows(NETWORK, "h-a", booking.apheresis.ends, holding_limits())
         assert (window.node, window.earliest, window.latest) == (
             "hub",
             arrival,
@@ -406,7 +407,10 @@ def _leave_one_run(engine: Engine, blocker: str, shared: bool) -> tuple[set[int]
         reaching = [
             s.id
             for s in aphereses
-            if any(w.earliest <= run.starts <= w.latest for w in manufacturing_windows(NETWORK, s.node, s.ends))
+            if any(
+                w.earliest <= run.starts <= w.latest
+                for w in manufacturing_windows(NETWORK, s.node, s.ends, holding_limits())
+            )
         ]
         left = set(reaching) if shared else {reaching[0]}
         for slot in runs[1:] + [s for s in aphereses if s.id not in left]:

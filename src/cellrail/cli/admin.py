@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from cellrail.cli.errors import friendly
-from cellrail.cli.store import DatabaseOption, engine_for
+from cellrail.cli.store import DatabaseOption, engine_for, existing_store
 from cellrail.kernel.clock import SystemClock
 from cellrail.rail.access_control import SYSTEM, Role
 from cellrail.rail.accounts import NewUser, create_user
@@ -76,7 +76,7 @@ def open_node_slots(
 @friendly
 def verify(database: str | None = DatabaseOption) -> None:
     """Re-walk the custody ledger and name the first altered, missing or reordered event."""
-    with SqlUnitOfWork(engine_for(database), write=False) as uow:
+    with SqlUnitOfWork(existing_store(database), write=False) as uow:
         report = verify_ledger(uow, SYSTEM)
     if report.first_break is None:
         console.print(

@@ -16,6 +16,7 @@ from cellrail.cli.errors import friendly
 from cellrail.cli.serve import HostOption, PortOption, serve_engine
 from cellrail.demo.journeys import DEMO_PASSWORD, JourneyPlayer, PlayStats, demo_window, set_up
 from cellrail.kernel.clock import ManualClock
+from cellrail.kernel.errors import Conflict
 from cellrail.rail.network import Network, load_network
 from cellrail.rail.orders import OrderState
 from cellrail.rail.services import NetworkStatus, network_status, verify_ledger
@@ -31,6 +32,7 @@ def demo(
     database: Path = typer.Option(Path(".cellrail/demo.db"), help="SQLite file to (re)build"),
     weeks: int = typer.Option(8, min=1, max=52, help="Weeks of patient journeys to play"),
     seed: int = typer.Option(1, help="Random seed (the same seed gives the same journeys)"),
+    replace: bool = typer.Option(False, help="Rebuild the database file if it already exists"),
     serve: bool = typer.Option(True, help="Serve the API when done"),
     host: str = HostOption,
     port: int = PortOption,
@@ -38,6 +40,8 @@ def demo(
     """Play several weeks of synthetic patient journeys through the rail, print a summary, serve the API."""
     text = network_file.read_text(encoding="utf-8")
     network = load_network(text, str(network_file))
+    if database.exists() and not replace:
+        raise Conflict(f"{database} already exists; pass --replace to rebuild it (its data will be deleted)")
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
     engine = open_store(f"sqlite:///{database}")

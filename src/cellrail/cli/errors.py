@@ -8,10 +8,13 @@ from functools import wraps
 from typing import ParamSpec, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
+from sqlalchemy.exc import SQLAlchemyError
 
 from cellrail.kernel.errors import CellRailError, InvalidInput
+from cellrail.kernel.yaml_source import field_path
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -28,6 +31,19 @@ def reported_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
     except CellRailError as error:
         err_console.print(f"[red]error[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except ValidationError as error:
+        for item in error.errors(include_url=False):
+            location = field_path([p for p in item["loc"] if isinstance(p, str | int)])
+            err_console.print(f"[red]error[/red] {escape(location)}: {escape(item['msg'])}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    except UnicodeDecodeError as error:
+        err_console.print(f"[red]error[/red] not a UTF-8 text file ({error.reason})", highlight=False)
+        raise typer.Exit(2) from None
+    except SQLAlchemyError as error:
+        cause = getattr(error, "orig", None) or error
+        detail = escape(str(cause).splitlines()[0])
+        err_console.print(f"[red]error[/red] the store could not be used: {detail}", soft_wrap=True)
         raise typer.Exit(1) from None
     except OSError as error:
         where = escape(str(error.filename or ""))

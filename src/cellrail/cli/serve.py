@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 
 from cellrail.cli.errors import friendly
 from cellrail.cli.store import DatabaseOption, engine_for
+from cellrail.settings import Settings
 
 console = Console(soft_wrap=True)
 HostOption = typer.Option("127.0.0.1", envvar="CELLRAIL_HOST", help="Address to listen on")
@@ -20,7 +21,8 @@ def serve_engine(engine: Engine, host: str, port: int) -> None:
     from cellrail.api.app import create_app
 
     console.print(f"API and docs at [bold]http://{host}:{port}/docs[/bold] (Ctrl-C to stop)")
-    uvicorn.run(create_app(engine), host=host, port=port, log_level="warning")
+    app = create_app(engine, token_hours=Settings().token_hours)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 @friendly

@@ -91,7 +91,7 @@ class DIN:
         flags: str | None = None
         if raw.startswith(DIN_DATA_IDENTIFIER):
             body = raw[1:]
-            if len(body) != 15 or not body[13:].isdigit():
+            if len(body) != 15 or not re.fullmatch(r"[0-9]{2}", body[13:]):
                 raise InvalidInput.one(field, f"'{text}' is not ISBT 128 DIN barcode data (=, 13 characters, 2 flags)")
             raw, flags = body[:13], body[13:]
         check: str | None = None

@@ -82,11 +82,16 @@ def parse_yaml(text: str, file: str) -> YamlDocument:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as error:
         raise InvalidInput([_yaml_problem(error, text, file)]) from None
+    except RecursionError:
+        raise InvalidInput([Problem("", "the document is nested too deeply", file, None)]) from None
     if root is None or (isinstance(root, yaml.ScalarNode) and root.tag == "tag:yaml.org,2002:null"):
         raise InvalidInput([Problem("", "the file is empty", file, 1)])
     document = YamlDocument(data=None, file=file)
     duplicates: list[Problem] = []
-    _record_lines(root, (), document.lines, duplicates, file, set())
+    try:
+        _record_lines(root, (), document.lines, duplicates, file, set())
+    except RecursionError:
+        raise InvalidInput([Problem("", "the document is nested too deeply", file, None)]) from None
     if duplicates:
         raise InvalidInput(duplicates)
     document.lines[()] = root.start_mark.line + 1

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError, VerifyMismatchError
@@ -18,7 +19,7 @@ from cellrail.kernel.clock import Clock
 from cellrail.kernel.errors import Conflict, InvalidInput, SignatureRefused, Unauthenticated
 from cellrail.rail.access_control import Action, Principal, Role, role_for
 from cellrail.rail.ledger import CustodyEvent, EventKind
-from cellrail.rail.ports import UnitOfWork, UserRecord
+from cellrail.rail.ports import UnitOfWork, UnitOfWorkFactory, UserRecord
 from cellrail.rail.recording import record
 
 _hasher = PasswordHasher()
@@ -55,6 +56,9 @@ def principal_of(user: UserRecord) -> Principal:
 
 def create_user(uow: UnitOfWork, command: NewUser, actor: Principal, clock: Clock) -> Principal:
     role = role_for(actor, Action.MANAGE_USERS, None)
+    if Role.QUALIFIED_PERSON in command.roles and Role.NODE_OPERATOR in command.roles:
+        raise InvalidInput.one("roles", "a qualified person may not also be a node operator (segregation of duties)")
+    password_hash = hash_password(command.password.get_secret_value())  # slow: before the transaction starts
     network = uow.networks.current()
     if network is not None and command.node not in network.node_ids:
         raise InvalidInput.one("node", f"unknown node '{command.node}'")
@@ -65,7 +69,7 @@ def create_user(uow: UnitOfWork, command: NewUser, actor: Principal, clock: Cloc
         full_name=command.full_name,
         node=command.node,
         roles=frozenset(command.roles),
-        password_hash=hash_password(command.password.get_secret_value()),
+        password_hash=password_hash,
     )
     uow.users.add(user)
     data = {"username": user.username, "node": user.node, "roles": sorted(r.value for r in user.roles)}
@@ -74,15 +78,28 @@ def create_user(uow: UnitOfWork, command: NewUser, actor: Principal, clock: Cloc
     return principal_of(user)
 
 
-def issue_token(uow: UnitOfWork, username: str, password: str, clock: Clock, hours: float) -> str:
-    """Exchange a username and password for a bearer token valid for ``hours``."""
-    user = uow.users.get(username)
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    expires_at: datetime
+
+
+def issue_token(uows: UnitOfWorkFactory, username: str, password: str, clock: Clock, hours: float) -> IssuedToken:
+    """Exchange a username and password for a bearer token valid for ``hours``.
+
+    The password is checked (Argon2, deliberately slow) in a read-only transaction, so a stream of failed logins
+    never holds the store's write lock; only the token itself is written.
+    """
+    with uows(write=False) as uow:
+        user = uow.users.get(username)
     if user is None or not user.active or not password_matches(user.password_hash, password):
         raise Unauthenticated("wrong username or password")
     token = secrets.token_urlsafe(32)
-    uow.users.add_token(token_digest(token), username, clock.now() + timedelta(hours=hours))
-    uow.commit()
-    return token
+    expires_at = clock.now() + timedelta(hours=hours)
+    with uows(write=True) as uow:
+        uow.users.add_token(token_digest(token), username, expires_at)
+        uow.commit()
+    return IssuedToken(token, expires_at)
 
 
 def authenticate(uow: UnitOfWork, token: str, clock: Clock) -> Principal:

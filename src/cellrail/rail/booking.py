@@ -8,13 +8,10 @@ node's capabilities give, and the window in which manufacturing must start after
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
-from functools import cache
-from importlib import resources
-
-import yaml
 
 from cellrail.rail.network import ColdChain, Network, Node
 
@@ -79,13 +76,6 @@ def plan_slots(node: Node, first_day: date, days: int) -> list[SlotSpec]:
     return slots
 
 
-@cache
-def holding_limit(cold_chain: ColdChain) -> timedelta:
-    """How long collected cells may wait before manufacturing starts (sourced in data/holding_limits.yaml)."""
-    text = resources.files("cellrail.rail").joinpath("data/holding_limits.yaml").read_text(encoding="utf-8")
-    return timedelta(hours=float(yaml.safe_load(text)[cold_chain.value]["hours"]))
-
-
 @dataclass(frozen=True)
 class ManufacturingWindow:
     node: str
@@ -93,18 +83,20 @@ class ManufacturingWindow:
     latest: datetime
 
 
-def manufacturing_windows(network: Network, site: str, collection_ends: datetime) -> list[ManufacturingWindow]:
+def manufacturing_windows(
+    network: Network, site: str, collection_ends: datetime, holding_limits: Mapping[ColdChain, timedelta]
+) -> list[ManufacturingWindow]:
     """Where cells collected at ``site`` can be made, and when a run must start there; soonest first.
 
     The latest start is bounded by the strictest cold chain of the lanes leaving the site (fresh cells cannot
     wait as long as cryopreserved ones); cells made on site are held fresh.
     """
     chains = [lane.cold_chain for a, _, lane in network.legs() if a == site] or [ColdChain.FRESH_2_8C]
-    limit = min(holding_limit(c) for c in chains)
+    limit = min(holding_limits[c] for c in chains)
     windows = []
     for maker in network.manufacturing_nodes():
         arrival = network.earliest_arrival(site, maker.id, collection_ends)
-        latest = collection_ends + (holding_limit(ColdChain.FRESH_2_8C) if maker.id == site else limit)
+        latest = collection_ends + (holding_limits[ColdChain.FRESH_2_8C] if maker.id == site else limit)
         if arrival is not None and arrival <= latest:
             windows.append(ManufacturingWindow(maker.id, arrival, latest))
     return sorted(windows, key=lambda w: (w.earliest, w.node))

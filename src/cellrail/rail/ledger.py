@@ -147,8 +147,12 @@ def verify_rows(rows: Iterable[StoredRow]) -> ChainReport:
         computed = sha256(previous + body).digest()
         if computed != bytes(stored_hash):
             return ChainReport(checked, previous, ChainBreak(seq, "content does not match its hash (altered)"))
-        content = loads(body)
-        if content["seq"] != seq or content["order"] != order or content["kind"] != kind:
+        try:
+            content = loads(body)
+            indexed = (content["seq"], content["order"], content["kind"])
+        except (ValueError, TypeError, KeyError):
+            return ChainReport(checked, previous, ChainBreak(seq, "content is not a CellRail event"))
+        if indexed != (seq, order, kind):
             return ChainReport(checked, previous, ChainBreak(seq, "indexed columns differ from the signed content"))
         previous = computed
         expected_seq += 1

@@ -69,17 +69,17 @@ class ManufacturingPlatform(_Strict):
     """A closed, automated platform (e.g. CliniMACS Prodigy, Cocoon): units in parallel, days per run."""
 
     platform: str = Field(min_length=1)
-    units: int = Field(ge=0, description="Instruments that can run a batch at the same time")
+    units: int = Field(ge=0, le=10_000, description="Instruments that can run a batch at the same time")
     run_days: float = Field(gt=0, le=60, description="Days one manufacturing run holds a unit")
 
 
 class Capabilities(_Strict):
-    apheresis_chairs: int = Field(0, ge=0)
+    apheresis_chairs: int = Field(0, ge=0, le=1_000)
     collections_per_chair_per_day: int = Field(1, ge=1, le=4)
     manufacturing: tuple[ManufacturingPlatform, ...] = ()
     qc_lab: bool = False
-    cryostorage_positions: int = Field(0, ge=0)
-    infusion_beds: int = Field(0, ge=0)
+    cryostorage_positions: int = Field(0, ge=0, le=10_000_000)
+    infusion_beds: int = Field(0, ge=0, le=10_000)
 
     @property
     def manufacturing_units(self) -> int:
@@ -287,6 +287,20 @@ def network_problems(network: Network, document: YamlDocument | None = None) -> 
                     f"hospital '{node.id}' has no lane route to and from any manufacturing node",
                 )
             )
+    return problems
+
+
+def network_change_problems(current: Network, new: Network, file: str = "<network>") -> list[Problem]:
+    """A registered network may grow and change capacity, but every node keeps its id, kind and FIN: orders,
+    users and issued ISBT 128 identifiers refer to them."""
+    problems = []
+    kept = {n.id: n for n in new.nodes}
+    for node in current.nodes:
+        replacement = kept.get(node.id)
+        if replacement is None:
+            problems.append(Problem("nodes", f"node '{node.id}' of the registered network is missing", file))
+        elif (replacement.fin, replacement.kind) != (node.fin, node.kind):
+            problems.append(Problem("nodes", f"node '{node.id}' may not change its FIN or kind once registered", file))
     return problems
 
 

@@ -74,6 +74,16 @@ SCAN_REQUIRED: dict[OrderState, LabelKind] = {
 }
 
 
+# Which bag is in custody, by state: the collection until a product exists, then the product; after a rejection
+# the retained collection again, for remanufacture.
+_PRODUCT_IN_CUSTODY = frozenset({S.QC_PENDING, S.RELEASED, S.SHIPPED_TO_SITE, S.RECEIVED_AT_SITE, S.INFUSED})
+
+
+def custody_label(state: OrderState) -> LabelKind:
+    """The label a custody checkpoint must show for an order in ``state``."""
+    return LabelKind.PRODUCT if state in _PRODUCT_IN_CUSTODY else LabelKind.COLLECTION
+
+
 @dataclass(frozen=True)
 class Order:
     """One patient's therapy. Identified by its ISBT 128 Chain of Identity id; holds no patient data."""

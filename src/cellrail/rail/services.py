@@ -7,7 +7,7 @@ Adapters (API, CLI, demo) parse input, call one of these, and format the answer;
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -23,8 +23,9 @@ from cellrail.rail.accounts import confirm_signature
 from cellrail.rail.booking import Resource, manufacturing_windows, plan_slots
 from cellrail.rail.journey import Journey, journey_from_events
 from cellrail.rail.ledger import ChainReport, CustodyEvent, EventKind, Signature, verify_rows
-from cellrail.rail.network import Network, NodeKind, load_network
-from cellrail.rail.orders import SCAN_REQUIRED, LabelKind, Order, OrderState, label_mismatch
+from cellrail.rail.network import Network, NodeKind, load_network, network_change_problems
+from cellrail.rail.orders import SCAN_REQUIRED, Order, OrderState, custody_label, label_mismatch
+from cellrail.rail.parameters import holding_limits
 from cellrail.rail.ports import PatientRecord, Slot, UnitOfWork
 from cellrail.rail.recording import record
 
@@ -154,6 +155,11 @@ def register_network(uow: UnitOfWork, text: str, file: str, actor: Principal, cl
     """Validate a network file and make it the network the rail runs on."""
     role = role_for(actor, Action.MANAGE_NETWORK, None)
     network = load_network(text, file)
+    current = uow.networks.current()
+    if current is not None:
+        problems = network_change_problems(current, network, file)
+        if problems:
+            raise InvalidInput(problems)
     uow.networks.save(network.network.id, text, clock.now())
     data = {
         "network": network.network.id,
@@ -210,8 +216,9 @@ def book(uow: UnitOfWork, coi: str, command: BookOrder, actor: Principal, clock:
     scheduled = order.move_to(S.APHERESIS_SCHEDULED)
     network = current_network(uow)
     earliest = clock.now() if command.earliest is None else max(_in_range(command.earliest, "earliest"), clock.now())
-    for apheresis in uow.slots.free(order.treatment_site, Resource.APHERESIS, earliest, None, 60):
-        windows = manufacturing_windows(network, order.treatment_site, apheresis.ends)
+    booked_at = max(clock.now(), _last_milestone(uow, order.coi) or clock.now())
+    for apheresis in _free_apheresis(uow, order.treatment_site, earliest):
+        windows = manufacturing_windows(network, order.treatment_site, apheresis.ends, holding_limits())
         if not windows or not uow.slots.claim(apheresis.id, order.coi):
             continue
         for window in windows:
@@ -231,7 +238,7 @@ def book(uow: UnitOfWork, coi: str, command: BookOrder, actor: Principal, clock:
                         },
                     }
                     event = CustodyEvent(
-                        EventKind.ORDER_BOOKED, order.treatment_site, actor.username, role, clock.now(), coi, data=data
+                        EventKind.ORDER_BOOKED, order.treatment_site, actor.username, role, booked_at, coi, data=data
                     )
                     record(uow, clock, event)
                     uow.commit()
@@ -241,6 +248,20 @@ def book(uow: UnitOfWork, coi: str, command: BookOrder, actor: Principal, clock:
         f"no free apheresis slot at '{order.treatment_site}' from {iso_utc(earliest)} chains to a free "
         "manufacturing slot that the cells can reach in time; open more slots or try a later date"
     )
+
+
+def _free_apheresis(uow: UnitOfWork, site: str, earliest: datetime, page: int = 100) -> Iterator[Slot]:
+    """Every free apheresis slot at ``site`` from ``earliest``, soonest first, read a page at a time."""
+    seen: set[int] = set()
+    cursor = earliest
+    while True:
+        batch = [s for s in uow.slots.free(site, Resource.APHERESIS, cursor, None, page) if s.id not in seen]
+        if not batch:
+            return
+        for slot in batch:
+            seen.add(slot.id)
+            yield slot
+        cursor = batch[-1].starts
 
 
 def _last_milestone(uow: UnitOfWork, coi: str) -> datetime | None:
@@ -278,10 +299,16 @@ def advance(uow: UnitOfWork, coi: str, command: AdvanceOrder, actor: Principal, 
     node = getattr(order, where) or order.treatment_site
     role = role_for(actor, action, {node})
     moved = order.move_to(target)
-    at = _moment(command.at, clock)
     last = _last_milestone(uow, order.coi)
+    at = _moment(command.at, clock) if command.at is not None or last is None else max(clock.now(), last)
     if last is not None and at < last:
         raise InvalidInput.one("at", f"{iso_utc(at)} is before the order's last step ({iso_utc(last)})")
+    if target is S.COLLECTED:
+        starts = [s.starts for s in uow.slots.held_by(order.coi) if s.resource is Resource.APHERESIS]
+        if starts and at < min(starts):
+            raise InvalidInput.one("at", f"{iso_utc(at)} is before the booked apheresis slot ({iso_utc(min(starts))})")
+    if target is S.RELEASED:
+        _check_independent_release(uow, order, actor)
     if target in NEEDS_REASON and not (command.reason and command.reason.strip()):
         raise InvalidInput.one("reason", f"a reason is required to mark an order '{target.value}'")
     item: str | None = None
@@ -337,6 +364,17 @@ def advance(uow: UnitOfWork, coi: str, command: AdvanceOrder, actor: Principal, 
     return moved
 
 
+def _check_independent_release(uow: UnitOfWork, order: Order, actor: Principal) -> None:
+    """GMP segregation of duties: whoever manufactured a product may not certify it for release."""
+    makers = {
+        m.actor
+        for m in journey_from_events(order.coi, uow.ledger.for_order(order.coi)).milestones
+        if m.state in (S.MANUFACTURING, S.QC_PENDING)
+    }
+    if actor.username in makers:
+        raise Forbidden(f"user '{actor.username}' manufactured order {order.coi} and may not also release it")
+
+
 def _new_din(uow: UnitOfWork, network: Network, node_id: str, at: datetime) -> str:
     node = network.node(node_id)
     year = at.astimezone(node.tz).year % 100
@@ -374,7 +412,7 @@ def record_scans(uow: UnitOfWork, scans: Sequence[CustodyScan], actor: Principal
             roles[scan.node] = role_for(actor, Action.HAND_OFF, {scan.node})
         role = roles[scan.node]
         at = _moment(scan.at, clock, f"{prefix}at")
-        expected = order.expected_label(LabelKind.PRODUCT if order.product_din else LabelKind.COLLECTION)
+        expected = order.expected_label(custody_label(order.state))
         if din != expected:
             raise _mismatch(uow, clock, order, order.state, f"{prefix}label.din", din, actor, role, scan.node, at)
         data: dict[str, Any] = {"state": order.state.value}

@@ -88,10 +88,6 @@ class SqlOrders:
             query = query.where(t.orders.c.state == state.value)
         return [_order(row) for row in self.c.execute(query)]
 
-    def count_by_state(self) -> dict[OrderState, int]:
-        rows = self.c.execute(select(t.orders.c.state, func.count()).group_by(t.orders.c.state))
-        return {OrderState(state): count for state, count in rows}
-
 
 class SqlPatients:
     def __init__(self, connection: Connection) -> None:
@@ -173,7 +169,7 @@ class SqlLedger:
     def __init__(self, connection: Connection) -> None:
         self.c = connection
 
-    def head(self) -> tuple[int, bytes]:
+    def head_for_append(self) -> tuple[int, bytes]:
         """The last sequence number and hash; on PostgreSQL also takes the append lock for this transaction."""
         if self.c.dialect.name == "postgresql":
             self.c.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": self._ADVISORY_LOCK})
@@ -255,9 +251,6 @@ class SqlUsers:
     def get(self, username: str) -> UserRecord | None:
         row = self.c.execute(select(t.users).where(t.users.c.username == username)).first()
         return None if row is None else _user(row)
-
-    def count(self) -> int:
-        return int(self.c.execute(select(func.count()).select_from(t.users)).scalar_one())
 
     def add_token(self, token_hash: str, username: str, expires_at: datetime) -> None:
         self.c.execute(insert(t.tokens).values(token_hash=token_hash, username=username, expires_at=expires_at))

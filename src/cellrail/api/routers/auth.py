@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
 
-from cellrail.api.auth import Actor, AppClock, Credentials, Uow
+from cellrail.api.auth import Actor, AppClock, Credentials
 from cellrail.api.routers import AUTHENTICATED
 from cellrail.api.schemas import ErrorAnswer, MeView, TokenRequest, TokenView, ValidationAnswer
 from cellrail.rail.accounts import issue_token
+from cellrail.store.uow import SqlUnitOfWork
 
 router = APIRouter(tags=["auth"])
 
@@ -46,11 +47,15 @@ _TOKEN_BODY: dict[str, Any] = {
         422: {"model": ValidationAnswer, "description": "Missing or malformed credentials"},
     },
 )
-def token(request: Request, uow: Uow, clock: AppClock, given: Credentials) -> TokenView:
-    hours: float = request.app.state.token_hours
-    issued = clock.now()
-    secret = issue_token(uow, given.username, given.password, clock, hours)
-    return TokenView(access_token=secret, expires_at=issued + timedelta(hours=hours))
+def token(request: Request, clock: AppClock, given: Credentials) -> TokenView:
+    issued = issue_token(
+        partial(SqlUnitOfWork, request.app.state.engine),
+        given.username,
+        given.password,
+        clock,
+        request.app.state.token_hours,
+    )
+    return TokenView(access_token=issued.token, expires_at=issued.expires_at)
 
 
 @router.get("/me", summary="Who the token belongs to: user, node and roles", responses=AUTHENTICATED)
