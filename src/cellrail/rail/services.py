@@ -80,7 +80,7 @@ class CustodyScan(_Command):
 
 class OpenSlots(_Command):
     node: str
-    first_day: date
+    first_day: date = Field(ge=date(2000, 1, 1), le=date(8999, 1, 1))
     days: int = Field(ge=1, le=366)
 
 
@@ -252,16 +252,10 @@ def book(uow: UnitOfWork, coi: str, command: BookOrder, actor: Principal, clock:
 
 def _free_apheresis(uow: UnitOfWork, site: str, earliest: datetime, page: int = 100) -> Iterator[Slot]:
     """Every free apheresis slot at ``site`` from ``earliest``, soonest first, read a page at a time."""
-    seen: set[int] = set()
-    cursor = earliest
-    while True:
-        batch = [s for s in uow.slots.free(site, Resource.APHERESIS, cursor, None, page) if s.id not in seen]
-        if not batch:
-            return
-        for slot in batch:
-            seen.add(slot.id)
-            yield slot
-        cursor = batch[-1].starts
+    offset = 0
+    while batch := uow.slots.free(site, Resource.APHERESIS, earliest, None, page, offset):
+        yield from batch
+        offset += len(batch)
 
 
 def _last_milestone(uow: UnitOfWork, coi: str) -> datetime | None:

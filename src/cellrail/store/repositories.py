@@ -129,7 +129,7 @@ class SqlSlots:
         return added
 
     def free(
-        self, node: str, resource: Resource, starts_from: datetime, until: datetime | None, limit: int
+        self, node: str, resource: Resource, starts_from: datetime, until: datetime | None, limit: int, offset: int = 0
     ) -> list[Slot]:
         query = (
             select(t.slots)
@@ -141,6 +141,7 @@ class SqlSlots:
             )
             .order_by(t.slots.c.starts, t.slots.c.id)
             .limit(limit)
+            .offset(offset)
         )
         if until is not None:
             query = query.where(t.slots.c.starts <= until)
