@@ -51,6 +51,7 @@ from sqlalchemy import Engine, select
 from cellrail.kernel.clock import ManualClock
 from cellrail.rail.access_control import SYSTEM, Principal, Role
 from cellrail.rail.accounts import NewUser, create_user
+from cellrail.rail.audit import verify_ledger
 from cellrail.rail.ledger import EventKind
 from cellrail.rail.orders import OrderState
 from cellrail.rail.services import (
@@ -64,7 +65,6 @@ from cellrail.rail.services import (
     enroll,
     open_slots,
     register_network,
-    verify_ledger,
 )
 from cellrail.store import tables as t
 from cellrail.store.engine import open_store

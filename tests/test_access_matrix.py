@@ -29,9 +29,11 @@ from cellrail.kernel.errors import (
 from cellrail.kernel.identifiers import ChainOfIdentity
 from cellrail.rail.access_control import Action, Principal, Role, may, role_for
 from cellrail.rail.accounts import hash_password
+from cellrail.rail.audit import verify_ledger
 from cellrail.rail.orders import Order
 from cellrail.rail.orders import OrderState as S
 from cellrail.rail.ports import UserRecord
+from cellrail.rail.recording import origin
 from cellrail.rail.services import (
     AdvanceOrder,
     BookOrder,
@@ -45,7 +47,6 @@ from cellrail.rail.services import (
     patient_of,
     record_scans,
     timeline,
-    verify_ledger,
 )
 from cellrail.store.uow import SqlUnitOfWork
 from tests.conftest import PASSWORD
@@ -410,10 +411,21 @@ def test_record_scans_at_the_scanning_node(world: World) -> None:
             world.clock,
         )
     with world.uow(write=False) as uow:
-        assert seqs == [uow.ledger.size()]
+        logs = uow.ledger.logs()
         event = timeline(uow, order.coi, world.people["op@h-a"]).events[-1]
-    assert (event["kind"], event["seq"], event["actor"], event["role"], event["node"]) == (
+    # The scan went to the log of the node where it was made, after h-a's slots, the enrolment, the booking and
+    # the collection; the probes above (refused after their access check) left no event in any log.
+    h_a = origin("test-net", "h-a")
+    assert logs == {
+        origin("test-net", "network"): 1,
+        h_a: 5,
+        origin("test-net", "hub"): 1,
+        origin("test-net", "h-b"): 1,
+    }
+    assert seqs == [logs[h_a]] == [5]
+    assert (event["kind"], event["log"], event["seq"], event["actor"], event["role"], event["node"]) == (
         "custody.scan",
+        h_a,
         seqs[0],
         "courier.hub",
         "courier",
@@ -488,7 +500,7 @@ def test_verify_ledger_only_for_network_oversight(world: World) -> None:
         for who in sorted(EVERYONE):
             if who in allowed:
                 report = verify_ledger(uow, world.people[who])
-                assert (report.ok, report.checked) == (True, size)
+                assert (report.ok, report.logs, report.events, report.findings) == (True, 4, size, [])
             else:
                 with pytest.raises(Forbidden, match="may not view ledger here"):
                     verify_ledger(uow, world.people[who])

@@ -140,7 +140,7 @@ def test_full_journey_vein_to_vein(client: TestClient, seeded: Engine, clock: Ma
     checkpoint = {"label": bag, "node": "h-a", "note": "picked up", "temperature_c": 4.5}
     assert ok(client.post(f"{V1}/scans", headers=courier, json={"scans": [checkpoint]}), 201) == {
         "recorded": 1,
-        "seqs": [14],
+        "seqs": [7],  # the seventh event of h-a's log, where the scan was made
     }
     clock.set(at(2, 8))
     step(crew.maker, "received_at_manufacturing", scan=bag)
@@ -204,20 +204,22 @@ def test_full_journey_vein_to_vein(client: TestClient, seeded: Engine, clock: Ma
     assert journey["stages"][-1]["ended"] is None
     assert journey["vein_to_vein_hours"] == 410.0  # 17 days and 2 hours from collection to infusion
     events = journey["events"]
-    assert [(e["seq"], e["kind"], e["actor"], e["item"]) for e in events] == [
-        (10, "order.enrolled", "op-a", None),
-        (11, "order.booked", "op-a", None),
-        (12, "order.moved", "op-a", BAG),
-        (13, "order.moved", "op-a", BAG),
-        (14, "custody.scan", "courier", BAG),
-        (15, "order.moved", "op-hub", BAG),
-        (16, "order.moved", "op-hub", BAG),
-        (17, "order.moved", "op-hub", PRODUCT),
-        (18, "order.moved", "qp", None),
-        (19, "order.moved", "op-hub", PRODUCT),
-        (20, "order.moved", "op-a", PRODUCT),
-        (21, "identity.mismatch", "op-a", None),
-        (22, "order.moved", "op-a", PRODUCT),
+    # Each event is in the log of its node, numbered there: h-a's log already holds its slots and op-a's account,
+    # the hub's its slots and the accounts of op-hub, qp, the courier and the auditor (all at the hub).
+    assert [(e["node"], e["seq"], e["kind"], e["actor"], e["item"]) for e in events] == [
+        ("h-a", 3, "order.enrolled", "op-a", None),
+        ("h-a", 4, "order.booked", "op-a", None),
+        ("h-a", 5, "order.moved", "op-a", BAG),
+        ("h-a", 6, "order.moved", "op-a", BAG),
+        ("h-a", 7, "custody.scan", "courier", BAG),
+        ("hub", 6, "order.moved", "op-hub", BAG),
+        ("hub", 7, "order.moved", "op-hub", BAG),
+        ("hub", 8, "order.moved", "op-hub", PRODUCT),
+        ("hub", 9, "order.moved", "qp", None),
+        ("hub", 10, "order.moved", "op-hub", PRODUCT),
+        ("h-a", 8, "order.moved", "op-a", PRODUCT),
+        ("h-a", 9, "identity.mismatch", "op-a", None),
+        ("h-a", 10, "order.moved", "op-a", PRODUCT),
     ]
     assert events[4]["data"] == {"state": "shipped_to_manufacturing", "note": "picked up", "temperature_c": 4.5}
     assert events[4]["at"] == "2026-03-02T06:30:00Z"
@@ -246,10 +248,8 @@ def test_full_journey_vein_to_vein(client: TestClient, seeded: Engine, clock: Ma
         "birth_date": "1970-01-01",
     }
     report = ok(client.get(f"{V1}/ledger/verify", headers=auditor))
-    assert report["ok"] is True
-    assert report["checked"] == 22
-    assert report["first_break"] is None
-    assert len(report["head_hash"]) == 64
+    # network (1), h-a (10), h-b (1) and hub (10) logs; no checkpoint has been signed yet
+    assert report == {"ok": True, "logs": 4, "checked": 22, "checkpoints": 0, "findings": []}
 
 
 # ---- validation: 422 naming the field ------------------------------------------------------------------------
@@ -644,7 +644,7 @@ def test_network_and_ledger_verification(client: TestClient, seeded: Engine, clo
     ]
     enroll(client, crew.site)
     report = ok(client.get(f"{V1}/ledger/verify", headers=auditor))
-    assert (report["ok"], report["checked"], report["first_break"]) == (True, SEEDED_EVENTS + 4 + 1, None)
+    assert report == {"ok": True, "logs": 4, "checked": SEEDED_EVENTS + 4 + 1, "checkpoints": 0, "findings": []}
     operator = client.get(f"{V1}/ledger/verify", headers=crew.site)
     assert (operator.status_code, operator.json()) == (403, {"detail": "user 'op-a' may not view ledger here"})
 
@@ -653,10 +653,13 @@ def test_network_and_ledger_verification(client: TestClient, seeded: Engine, clo
             connection.execute(text("ALTER TABLE ledger_events DISABLE TRIGGER ledger_events_no_change"))
         else:
             connection.execute(text("DROP TRIGGER ledger_events_no_delete"))
-        connection.execute(text("DELETE FROM ledger_events WHERE seq = 3"))
+        # op-a's account, the second of h-a's three events (slots opened, op-a created, the enrolment)
+        connection.execute(text("DELETE FROM ledger_events WHERE log = 'cellrail/test-net/h-a' AND seq = 2"))
     broken = ok(client.get(f"{V1}/ledger/verify", headers=auditor))
-    assert (broken["ok"], broken["checked"]) == (False, 2)
-    assert broken["first_break"] == {"seq": 3, "reason": "event 3 is missing"}
+    assert (broken["ok"], broken["logs"], broken["checked"]) == (False, 4, 1 + 1 + 1 + 4)  # network, h-a, h-b, hub
+    assert broken["findings"] == [
+        {"check": "chain", "log": "cellrail/test-net/h-a", "position": 2, "reason": "event 2 is missing"}
+    ]
 
 
 def test_health_docs_and_openapi(client: TestClient) -> None:
@@ -668,7 +671,7 @@ def test_health_docs_and_openapi(client: TestClient) -> None:
     assert "swagger-ui" in docs.text
     spec = client.get("/openapi.json").json()
     operations = [(path, method, op) for path, item in spec["paths"].items() for method, op in item.items()]
-    assert len(operations) == 13  # twelve under /api/v1, and /health
+    assert len(operations) == 19  # eighteen under /api/v1 (six of them transparency), and /health
     for path, method, op in operations:
         assert op.get("summary"), (path, method)
         assert op.get("tags"), (path, method)

@@ -19,12 +19,14 @@ from cellrail.kernel.clock import ManualClock
 from cellrail.kernel.errors import NoCapacity
 from cellrail.kernel.identifiers import ChainOfIdentity
 from cellrail.rail.access_control import SYSTEM, Principal, Role
+from cellrail.rail.audit import verify_ledger
 from cellrail.rail.booking import Resource, SlotSpec, manufacturing_windows, plan_slots
 from cellrail.rail.network import Node, load_network
 from cellrail.rail.orders import Order
 from cellrail.rail.orders import OrderState as S
 from cellrail.rail.parameters import holding_limits
 from cellrail.rail.ports import Slot
+from cellrail.rail.recording import origin
 from cellrail.rail.services import (
     AdvanceOrder,
     Booking,
@@ -36,7 +38,6 @@ from cellrail.rail.services import (
     enroll,
     open_slots,
     register_network,
-    verify_ledger,
 )
 from cellrail.store import tables as t
 from cellrail.store.uow import SqlUnitOfWork
@@ -489,6 +490,13 @@ def test_concurrent_enrolments_get_unique_cois(seeded: Engine, clock: ManualCloc
     assert at_b == {str(ChainOfIdentity.from_number("A1002", 26, n)) for n in range(1, 9)}
     with SqlUnitOfWork(seeded, write=False) as uow:
         report = verify_ledger(uow, SYSTEM)
-        assert report.ok
-        assert report.checked == uow.ledger.size() == 4 + 2 + CONTENDERS + 8
+        assert (report.ok, report.findings) == (True, [])
+        assert report.events == uow.ledger.size() == 4 + 2 + CONTENDERS + 8
+        # Concurrent appends to one log take consecutive places in it: slots opened, the operator, the enrolments.
+        assert uow.ledger.logs() == {
+            origin("test-net", "network"): 1,
+            origin("test-net", "h-a"): 2 + CONTENDERS,
+            origin("test-net", "h-b"): 2 + 8,
+            origin("test-net", "hub"): 1,
+        }
         assert len(uow.orders.visible(None, S.ENROLLED, 100, 0)) == CONTENDERS + 8

@@ -4,9 +4,12 @@ database refusing to change or remove events (SQLite and PostgreSQL).
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import inspect
 import json
+import re
+import textwrap
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -17,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 
 from cellrail.kernel.clock import ManualClock
 from cellrail.rail.access_control import Principal, Role
+from cellrail.rail.audit import Finding, StoredTree, verify_ledger
 from cellrail.rail.ledger import (
     GENESIS,
     ChainBreak,
@@ -30,14 +34,21 @@ from cellrail.rail.ledger import (
     seal,
     verify_rows,
 )
-from cellrail.rail.services import EnrollPatient, enroll, verify_ledger
+from cellrail.rail.recording import origin, record
+from cellrail.rail.services import EnrollPatient, enroll
 from cellrail.store import repositories
 from cellrail.store.repositories import SqlLedger
 from cellrail.store.uow import SqlUnitOfWork
+from cellrail.transparency import merkle
 from tests.conftest import add_user, seed
 
 RECORDED = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 AUDITOR = Principal("aud", "Aud", "hub", frozenset({Role.AUDITOR}))
+# The logs of the test network (tests/conftest.py): one per site, and one for network-wide events.
+NETWORK_LOG = origin("test-net", "network")
+H_A_LOG = origin("test-net", "h-a")
+H_B_LOG = origin("test-net", "h-b")
+HUB_LOG = origin("test-net", "hub")
 
 texts = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
 moments = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2035, 1, 1), timezones=st.just(UTC)).map(
@@ -92,21 +103,23 @@ def test_encoding_is_canonical_and_hash_links_previous() -> None:
         data={"to": "released", "from": "qc_pending", "note": "é"},
         signatures=(Signature("qp", "Q P", "approved", datetime(2026, 3, 20, 1, 2, 3, tzinfo=UTC)),),
     )
-    body = encode(event, 7, RECORDED)
+    body = encode(event, 7, RECORDED, HUB_LOG)
     assert (
         body
         == (
             '{"actor":"qp","at":"2026-03-20T01:02:03.000004Z","data":{"from":"qc_pending","note":"é","to":"released"},'
-            '"item":"A100326000001Q","kind":"order.moved","node":"hub","order":"CHA100126000001K",'
-            '"recorded_at":"2026-03-02T12:00:00.000000Z","role":"qualified_person","seq":7,'
+            '"item":"A100326000001Q","kind":"order.moved","log":"cellrail/test-net/hub","node":"hub",'
+            '"order":"CHA100126000001K","recorded_at":"2026-03-02T12:00:00.000000Z","role":"qualified_person","seq":7,'
             '"signatures":[{"at":"2026-03-20T01:02:03.000000Z","full_name":"Q P","meaning":"approved","user":"qp"}]}'
         ).encode()
     )
     head = hashlib.sha256(b"head").digest()
-    [entry] = seal([event], 6, head, RECORDED)
-    assert entry == LedgerEntry(7, body, hashlib.sha256(head + body).digest())
+    [entry] = seal([event], 6, head, RECORDED, HUB_LOG)
+    assert entry == LedgerEntry(7, body, hashlib.sha256(head + body).digest(), HUB_LOG)
     assert link(head, body) == entry.hash
-    assert entry.content()["seq"] == 7
+    assert (entry.content()["seq"], entry.content()["log"]) == (7, HUB_LOG)
+    # The log is part of the signed content: the same event at the same position of another log differs.
+    assert encode(event, 7, RECORDED, origin("test-net", "h-a")) != body
 
 
 @given(event_lists)
@@ -246,6 +259,24 @@ def test_a_re_hashed_forgery_breaks_the_next_link() -> None:
 
 # --- The store ---------------------------------------------------------------------------------------------------
 
+# Where _populate's seven events land, in the order they are appended: one log per site, network-wide events in
+# the network log. (global order, log, seq in that log, what it is)
+POPULATED = [
+    (1, NETWORK_LOG, 1, "network registered"),
+    (2, H_A_LOG, 1, "slots opened at h-a"),
+    (3, H_B_LOG, 1, "slots opened at h-b"),
+    (4, HUB_LOG, 1, "slots opened at hub"),
+    (5, H_A_LOG, 2, "user op-a created (at h-a)"),
+    (6, H_A_LOG, 3, "MRN-1 enrolled at h-a"),
+    (7, H_A_LOG, 4, "MRN-2 enrolled at h-a"),
+]
+POPULATED_LOGS = {NETWORK_LOG: 1, H_A_LOG: 4, H_B_LOG: 1, HUB_LOG: 1}
+
+
+def _tree_nodes(size: int) -> int:
+    """How many perfect subtrees (leaves included) a Merkle tree of ``size`` leaves stores."""
+    return sum(size >> level for level in range(size.bit_length()))
+
 
 def _populate(engine: Engine, clock: ManualClock) -> int:
     """Network, slots, a user and two enrolments: a real ledger to attack. Returns its length."""
@@ -262,38 +293,63 @@ def _populate(engine: Engine, clock: ManualClock) -> int:
             )
     with SqlUnitOfWork(engine, write=False) as uow:
         size = uow.ledger.size()
+        logs = uow.ledger.logs()
         report = verify_ledger(uow, AUDITOR)
-    assert report.ok
-    assert report.checked == size
+    assert logs == POPULATED_LOGS
+    with engine.connect() as connection:
+        placed = connection.execute(text("SELECT id, log, seq FROM ledger_events ORDER BY id")).all()
+    assert [tuple(row) for row in placed] == [(id_, log, seq) for id_, log, seq, _ in POPULATED]
+    assert (report.ok, report.logs, report.events, report.checkpoints, report.findings) == (True, 4, size, 0, [])
     return size
 
 
 def test_database_refuses_update_and_delete_of_ledger_events(engine: Engine, clock: ManualClock) -> None:
     size = _populate(engine, clock)
     assert size == 7  # network registered, 3 x slots opened, user created, 2 enrolments
+    nodes = sum(_tree_nodes(n) for n in POPULATED_LOGS.values())
+    assert nodes == 10  # h-a's four leaves make two level-1 nodes and one level-2 node; the other logs one leaf
     statements = [
-        "UPDATE ledger_events SET kind = 'order.moved' WHERE seq = 2",
-        "UPDATE ledger_events SET body = body WHERE seq = 1",
-        "DELETE FROM ledger_events WHERE seq = 7",
+        "UPDATE ledger_events SET kind = 'order.moved' WHERE id = 2",
+        f"UPDATE ledger_events SET body = body WHERE log = '{NETWORK_LOG}' AND seq = 1",
+        f"UPDATE ledger_events SET log = '{H_B_LOG}', seq = 2 WHERE log = '{H_A_LOG}' AND seq = 4",
+        f"DELETE FROM ledger_events WHERE log = '{H_A_LOG}' AND seq = 4",
         "DELETE FROM ledger_events",
+        "UPDATE merkle_nodes SET hash = hash WHERE level = 0",
+        f"DELETE FROM merkle_nodes WHERE log = '{H_A_LOG}' AND level = 2",
+        "DELETE FROM merkle_nodes",
     ]
     if engine.dialect.name == "postgresql":
-        statements.append("TRUNCATE ledger_events")
+        statements += ["TRUNCATE ledger_events", "TRUNCATE merkle_nodes"]
     for statement in statements:
         with engine.connect() as connection, pytest.raises(DBAPIError, match="the custody ledger is append-only"):
             connection.execute(text(statement))
     with SqlUnitOfWork(engine, write=False) as uow:
         assert uow.ledger.size() == 7
+        assert uow.ledger.logs() == POPULATED_LOGS
         report = verify_ledger(uow, AUDITOR)
-    assert report.ok
-    assert report.checked == 7
-
-
-@pytest.mark.parametrize("target_seq", [1, 4, 7])
-def test_attacker_bypassing_the_trigger_is_named_by_verify(engine: Engine, clock: ManualClock, target_seq: int) -> None:
-    size = _populate(engine, clock)
     with engine.connect() as connection:
-        body = connection.execute(text("SELECT body FROM ledger_events WHERE seq = :s"), {"s": target_seq}).scalar_one()
+        assert connection.execute(text("SELECT count(*) FROM merkle_nodes")).scalar_one() == nodes
+    assert (report.ok, report.logs, report.events) == (True, 4, 7)
+
+
+@pytest.mark.parametrize(
+    ("log", "target_seq"),
+    [
+        pytest.param(NETWORK_LOG, 1, id="network-1"),  # the very first event
+        pytest.param(HUB_LOG, 1, id="hub-1"),  # the only event of its log
+        pytest.param(H_A_LOG, 2, id="h-a-2"),  # mid-log: the event before it still verifies
+        pytest.param(H_A_LOG, 4, id="h-a-4"),  # the last event of the store
+    ],
+)
+def test_attacker_bypassing_the_trigger_is_named_by_verify(
+    engine: Engine, clock: ManualClock, log: str, target_seq: int
+) -> None:
+    size = _populate(engine, clock)
+    where = {"l": log, "s": target_seq}
+    with engine.connect() as connection:
+        body = connection.execute(
+            text("SELECT body FROM ledger_events WHERE log = :l AND seq = :s"), where
+        ).scalar_one()
     body = bytes(body)
     assert b'"actor":"system"' in body or b'"actor":"op-a"' in body
     forged = body.replace(b'"actor":"system"', b'"actor":"mallory"').replace(b'"actor":"op-a"', b'"actor":"mallory"')
@@ -303,12 +359,15 @@ def test_attacker_bypassing_the_trigger_is_named_by_verify(engine: Engine, clock
             connection.execute(text("ALTER TABLE ledger_events DISABLE TRIGGER ledger_events_no_change"))
         else:
             connection.execute(text("DROP TRIGGER ledger_events_no_update"))
-        connection.execute(text("UPDATE ledger_events SET body = :b WHERE seq = :s"), {"b": forged, "s": target_seq})
+        connection.execute(
+            text("UPDATE ledger_events SET body = :b WHERE log = :l AND seq = :s"), {"b": forged, **where}
+        )
     with SqlUnitOfWork(engine, write=False) as uow:
         report = verify_ledger(uow, AUDITOR)
-    assert report.first_break == ChainBreak(target_seq, "content does not match its hash (altered)")
-    assert report.checked == target_seq - 1
-    assert size == 7
+    assert report.findings == [Finding("chain", log, target_seq, "content does not match its hash (altered)")]
+    # Every other log verifies in full; in the altered log, the events before it.
+    assert report.events == size - POPULATED_LOGS[log] + target_seq - 1
+    assert (report.ok, report.logs, size) == (False, 4, 7)
 
 
 def test_attacker_deleting_an_event_is_named_by_verify(engine: Engine, clock: ManualClock) -> None:
@@ -318,18 +377,135 @@ def test_attacker_deleting_an_event_is_named_by_verify(engine: Engine, clock: Ma
             connection.execute(text("ALTER TABLE ledger_events DISABLE TRIGGER ledger_events_no_change"))
         else:
             connection.execute(text("DROP TRIGGER ledger_events_no_delete"))
-        connection.execute(text("DELETE FROM ledger_events WHERE seq = 5"))
+        # The user created at h-a: the fifth event of the store, the second of h-a's log.
+        connection.execute(text("DELETE FROM ledger_events WHERE log = :l AND seq = 2"), {"l": H_A_LOG})
     with SqlUnitOfWork(engine, write=False) as uow:
         report = verify_ledger(uow, AUDITOR)
-    assert report.first_break == ChainBreak(5, "event 5 is missing")
+    assert report.findings == [Finding("chain", H_A_LOG, 2, "event 2 is missing")]
+    assert (report.ok, report.logs, report.events) == (False, 4, 4)  # network, h-b, hub and h-a's first event
+
+
+def _changing_calls(cls: type) -> list[str]:
+    """Every ``update(...)`` or ``delete(...)`` call in a class (SQLAlchemy's functions, ``Table.update()``,
+    ``sqlalchemy.delete`` alike), except ``dict.update`` on a dict the same method created."""
+    found = []
+    for function in ast.walk(ast.parse(textwrap.dedent(inspect.getsource(cls)))):
+        if not isinstance(function, ast.FunctionDef):
+            continue
+        local_dicts: set[str] = set()
+        for node in ast.walk(function):
+            if isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(node.value, ast.Dict):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                local_dicts |= {target.id for target in targets if isinstance(target, ast.Name)}
+        for node in ast.walk(function):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+            dict_update = (
+                name == "update"
+                and isinstance(func, ast.Attribute)
+                and isinstance(func.value, ast.Name)
+                and func.value.id in local_dicts
+            )
+            if name in ("update", "delete") and not dict_update:
+                found.append(f"{function.name}: {ast.unparse(node)}")
+    return found
 
 
 def test_repositories_have_no_path_to_change_or_remove_events() -> None:
     public = {name for name, _ in inspect.getmembers(SqlLedger, inspect.isfunction) if not name.startswith("_")}
-    assert public == {"head_for_append", "append", "for_order", "rows", "size"}
-    source = inspect.getsource(SqlLedger)
-    assert "update(" not in source
-    assert "delete(" not in source
+    assert public == {"head_for_append", "append", "subtrees", "for_order", "entry", "rows", "logs", "size"}
+    assert _changing_calls(SqlLedger) == []
     module = inspect.getsource(repositories)
     assert "delete(" not in module
     assert "update(t.ledger_events" not in module
+    assert "update(t.merkle_nodes" not in module
+    # SQL written as text that touches the ledger's tables only reads them.
+    statements = [
+        node.value
+        for node in ast.walk(ast.parse(module))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        if re.search(r"\b(ledger_events|merkle_nodes)\b", node.value)
+    ]
+    assert statements  # e.g. the subtree lookups
+    for statement in statements:
+        assert not re.search(r"\b(update|delete|truncate|drop|alter|replace)\b", statement, re.IGNORECASE), statement
+
+
+def test_events_of_one_order_at_two_sites_go_to_two_logs(engine: Engine, clock: ManualClock) -> None:
+    """Each event goes to the log of the site where it happened, chained to that log alone; the order's events
+    read back in the order they happened across both logs; the Merkle nodes written with each log's events give
+    the root that the log's event bytes give when hashed from scratch."""
+    seed(engine, clock, days=1)  # every log already holds an event: network registered, slots opened
+    coi = "CHA100126000001K"
+
+    def moved(node: str, actor: str, state: str) -> CustodyEvent:
+        return CustodyEvent(EventKind.ORDER_MOVED, node, actor, "node_operator", clock.now(), coi, data={"to": state})
+
+    def scan(node: str) -> CustodyEvent:
+        return CustodyEvent(EventKind.CUSTODY_SCAN, node, "courier", "courier", clock.now(), coi, data={"n": node})
+
+    batches = [
+        [CustodyEvent(EventKind.ORDER_ENROLLED, "h-a", "op-a", "node_operator", clock.now(), coi)],
+        [CustodyEvent(EventKind.ORDER_BOOKED, "h-a", "op-a", "node_operator", clock.now(), coi)],
+        [moved("h-a", "op-a", "collected")],
+        # One transaction with events at both sites, interleaved.
+        [scan("h-a"), moved("hub", "op-hub", "received_at_manufacturing"), scan("hub"), scan("h-a")],
+        [moved("hub", "op-hub", "manufacturing"), moved("hub", "op-hub", "qc_pending")],
+        [moved("hub", "qp", "released")],
+        [moved("hub", "op-hub", "shipped_to_site"), moved("h-a", "op-a", "received_at_site"), scan("h-a")],
+    ]
+    written = []
+    for batch in batches:
+        clock.advance(timedelta(hours=1))
+        with SqlUnitOfWork(engine) as uow:
+            written += record(uow, clock, *batch)
+            uow.commit()
+    expected = [
+        (H_A_LOG, 2, "order.enrolled"),
+        (H_A_LOG, 3, "order.booked"),
+        (H_A_LOG, 4, "order.moved"),
+        (H_A_LOG, 5, "custody.scan"),
+        (HUB_LOG, 2, "order.moved"),
+        (HUB_LOG, 3, "custody.scan"),
+        (H_A_LOG, 6, "custody.scan"),
+        (HUB_LOG, 4, "order.moved"),
+        (HUB_LOG, 5, "order.moved"),
+        (HUB_LOG, 6, "order.moved"),
+        (HUB_LOG, 7, "order.moved"),
+        (H_A_LOG, 7, "order.moved"),
+        (H_A_LOG, 8, "custody.scan"),
+    ]
+    assert [(e.log, e.seq, e.content()["kind"]) for e in written] == expected
+    assert [e.content()["log"] for e in written] == [e.log for e in written]
+    sizes = {NETWORK_LOG: 1, H_A_LOG: 8, H_B_LOG: 1, HUB_LOG: 7}
+
+    with SqlUnitOfWork(engine, write=False) as uow:
+        assert uow.ledger.logs() == sizes
+        assert uow.ledger.size() == 17
+        history = uow.ledger.for_order(coi)
+        assert [(e["log"], e["seq"], e["kind"]) for e in history] == expected  # insertion order, across logs
+        assert [e["node"] for e in history] == [log.rsplit("/", 1)[1] for log, _, _ in expected]
+        assert uow.ledger.entry(HUB_LOG, 3) == written[5].body
+        assert uow.ledger.entry(HUB_LOG, 8) is None
+
+        for log, size in sizes.items():
+            rows = list(uow.ledger.rows(log))
+            assert [row[0] for row in rows] == list(range(1, size + 1))
+            report = verify_rows(rows, log)  # from genesis, this log's events alone
+            assert (report.ok, report.checked, report.head_hash) == (True, size, rows[-1][4])
+            leaves = [merkle.leaf_hash(bytes(row[3])) for row in rows]
+            tree = StoredTree(uow, log)
+            for prefix in range(size + 1):  # the nodes written at every append agree with a rebuild
+                assert merkle.root(tree, prefix) == merkle.root_from_leaves(leaves[:prefix]), (log, prefix)
+        # A log's events cannot pass for another's: the log is in the signed content.
+        assert verify_rows(uow.ledger.rows(H_A_LOG), HUB_LOG).first_break == ChainBreak(
+            1, "indexed columns differ from the signed content", HUB_LOG
+        )
+        audit = verify_ledger(uow, AUDITOR)
+    assert (audit.ok, audit.logs, audit.events, audit.findings) == (True, 4, 17, [])
+    with engine.connect() as connection:
+        counted = connection.execute(text("SELECT log, count(*) FROM merkle_nodes GROUP BY log")).all()
+    stored: dict[str, int] = dict(counted)
+    assert stored == {log: _tree_nodes(size) for log, size in sizes.items()}

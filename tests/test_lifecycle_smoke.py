@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 from cellrail.kernel.clock import ManualClock
 from cellrail.kernel.errors import IdentityMismatch, IllegalTransition
 from cellrail.rail.access_control import Role
+from cellrail.rail.audit import verify_ledger
 from cellrail.rail.ledger import EventKind
 from cellrail.rail.orders import OrderState as S
 from cellrail.rail.services import (
@@ -19,7 +20,6 @@ from cellrail.rail.services import (
     book,
     enroll,
     timeline,
-    verify_ledger,
 )
 from cellrail.store.uow import SqlUnitOfWork
 from tests.conftest import PASSWORD, add_user

@@ -16,6 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CELLRAIL = [sys.executable, "-m", "cellrail.cli.main"]
+DEMO_LOGS = 12  # examples/regional.yaml: eleven sites' logs and the network log
 pytestmark = pytest.mark.slow
 
 
@@ -57,8 +58,10 @@ def test_make_demo_builds_verifies_and_serves() -> None:
         assert login.status_code == 200, login.text
         headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
         verified = httpx.get(f"{base}/api/v1/ledger/verify", headers=headers, timeout=30).json()
-        assert verified["ok"] is True
+        assert (verified["ok"], verified["findings"]) == (True, [])
+        assert verified["logs"] == DEMO_LOGS
         assert verified["checked"] > 500
+        assert verified["checkpoints"] >= DEMO_LOGS  # every log signed at least once
         orders = httpx.get(f"{base}/api/v1/orders", params={"state": "infused"}, headers=headers, timeout=10).json()
         assert len(orders["orders"]) > 10
     finally:
@@ -66,7 +69,7 @@ def test_make_demo_builds_verifies_and_serves() -> None:
         output, _ = process.communicate(timeout=60)
     assert "Orders by stage" in output
     assert "Vein-to-vein" in output
-    assert "Custody chain verified" in output
+    assert "Custody ledger verified" in output
     assert "Traceback" not in output
 
 
@@ -83,15 +86,31 @@ def test_cli_verify_names_the_altered_event(tmp_path: Path) -> None:
     url = f"sqlite:///{database}"
     clean = subprocess.run([*CELLRAIL, "verify", "-d", url], capture_output=True, text=True, timeout=60)
     assert clean.returncode == 0
-    assert "custody chain verified" in clean.stdout
+    with sqlite3.connect(database) as db:
+        events = db.execute("SELECT count(*) FROM ledger_events").fetchone()[0]
+        checkpoints = db.execute("SELECT count(*) FROM checkpoints").fetchone()[0]
+        # The 40th event of the store, whichever site's log it is in (the demo's dates follow the wall clock).
+        log, seq = db.execute("SELECT log, seq FROM ledger_events WHERE id = 40").fetchone()
+        log_size = db.execute("SELECT max(seq) FROM ledger_events WHERE log = ?", (log,)).fetchone()[0]
+        signed = db.execute("SELECT max(size) FROM checkpoints WHERE log = ?", (log,)).fetchone()[0]
+    summary = f"{DEMO_LOGS} logs, {events} events, {checkpoints} signed checkpoints"
+    assert clean.stdout == f"ok custody ledger verified: {summary}\n"
+    assert signed == log_size >= seq  # the demo signs every log when it is done
     with sqlite3.connect(database) as db:  # an attacker with write access to the file
         db.execute("DROP TRIGGER ledger_events_no_update")
-        body = db.execute("SELECT body FROM ledger_events WHERE seq = 40").fetchone()[0]
-        db.execute("UPDATE ledger_events SET body = ? WHERE seq = 40", (body.replace(b'"at":"', b'"at":"1', 1),))
+        body = db.execute("SELECT body FROM ledger_events WHERE log = ? AND seq = ?", (log, seq)).fetchone()[0]
+        forged = body.replace(b'"at":"', b'"at":"1', 1)
+        db.execute("UPDATE ledger_events SET body = ? WHERE log = ? AND seq = ?", (forged, log, seq))
     tampered = subprocess.run([*CELLRAIL, "verify", "-d", url], capture_output=True, text=True, timeout=60)
     assert tampered.returncode == 1
-    assert "event 40: content does not match its hash (altered)" in tampered.stdout
-    assert "39 events before it verify" in tampered.stdout
+    # The chain names the altered event; its log's events no longer give the root its last checkpoint signed.
+    # The events before it in its log, and every other log, still verify.
+    verified = events - (log_size - seq + 1)
+    assert tampered.stdout.splitlines() == [
+        f"FAILED [chain] {log} at {seq}: content does not match its hash (altered)",
+        f"FAILED [merkle] {log} at {signed}: the events' Merkle root differs from the signed checkpoint",
+        f"2 problems in {DEMO_LOGS} logs, {verified} events, {checkpoints} signed checkpoints",
+    ]
 
 
 def test_cli_reports_bad_input_without_traceback(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ from cellrail.kernel.identifiers import DIN
 from cellrail.rail import accounts
 from cellrail.rail.access_control import SYSTEM, Principal, Role
 from cellrail.rail.accounts import NewUser, create_user, hash_password, issue_token
+from cellrail.rail.audit import verify_ledger
 from cellrail.rail.booking import Resource
 from cellrail.rail.ledger import GENESIS, ChainBreak, ChainReport, CustodyEvent, EventKind, seal, verify_rows
 from cellrail.rail.orders import Order
@@ -52,7 +53,6 @@ from cellrail.rail.services import (
     record_scans,
     register_network,
     timeline,
-    verify_ledger,
 )
 from cellrail.store.engine import WRITE, open_store
 from cellrail.store.uow import SqlUnitOfWork
@@ -367,13 +367,27 @@ def test_re_registration_keeps_every_node_and_its_fin(seeded: Engine, clock: Man
     assert renumbered.value.problems == (
         Problem("nodes", "node 'h-a' may not change its FIN or kind once registered", "network.yaml"),
     )
+    renamed = NETWORK_YAML.replace("id: test-net", "id: other-net")
+    with pytest.raises(InvalidInput) as new_id:  # the network id is in the name of every log
+        _register(seeded, clock, renamed)
+    assert new_id.value.problems == (
+        Problem("network.id", "the network id names every log and may not change", "network.yaml"),
+    )
 
     with SqlUnitOfWork(seeded, write=False) as uow:
         current = uow.networks.current()
-        registrations = [e for e in uow.ledger.rows() if e[2] == EventKind.NETWORK_REGISTERED.value]
+        logs = uow.ledger.logs()
+        network_log = list(uow.ledger.rows("cellrail/test-net/network"))
     assert current is not None
+    assert current.network.id == "test-net"
     assert [(n.id, n.fin) for n in current.nodes] == [("h-a", "A1001"), ("h-b", "A1002"), ("hub", "A1003")]
-    assert len(registrations) == 1
+    assert [e[2] for e in network_log] == [EventKind.NETWORK_REGISTERED.value]  # the refusals recorded nothing
+    assert set(logs) == {
+        "cellrail/test-net/network",
+        "cellrail/test-net/h-a",
+        "cellrail/test-net/h-b",
+        "cellrail/test-net/hub",
+    }
     clock.set(booking.apheresis.ends)
     assert _advance(seeded, clock, order.coi, site, S.COLLECTED).collection_din == FIRST_BAG  # FIN A1001
 

@@ -13,9 +13,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from cellrail.rail.access_control import Principal, Role
+from cellrail.rail.audit import AuditReport
 from cellrail.rail.booking import Resource
 from cellrail.rail.journey import Journey
-from cellrail.rail.ledger import ChainReport
 from cellrail.rail.network import Lane, Network, Node
 from cellrail.rail.orders import Order, OrderState, allowed_next
 from cellrail.rail.ports import PatientRecord, Slot
@@ -215,7 +215,8 @@ class SignatureView(BaseModel):
 class CustodyEventView(BaseModel):
     """One ledger event of the order, as recorded."""
 
-    seq: int
+    log: str = Field(description="The site log the event is in (its origin)")
+    seq: int = Field(description="Position in that log, from 1")
     kind: str
     order: str | None
     node: str
@@ -274,25 +275,30 @@ class PatientView(BaseModel):
         )
 
 
-class ChainBreakView(BaseModel):
-    seq: int
+class FindingView(BaseModel):
+    check: Literal["chain", "merkle", "consistency", "signature"]
+    log: str = Field(description="The log's origin, e.g. cellrail/<network>/<site>")
+    position: int | None = Field(description="Event sequence number (chain) or checkpoint size (other checks)")
     reason: str
 
 
 class LedgerReport(BaseModel):
     ok: bool
-    checked: int = Field(description="Events re-walked from genesis")
-    head_hash: str = Field(description="Hex SHA-256 of the last event that fits the chain")
-    first_break: ChainBreakView | None
+    logs: int = Field(description="Site logs checked")
+    checked: int = Field(description="Events re-walked from genesis, all logs together")
+    checkpoints: int = Field(description="Signed checkpoints checked")
+    findings: list[FindingView] = Field(description="Every failure, by pass: chain, merkle, consistency, signature")
 
     @classmethod
-    def of(cls, report: ChainReport) -> LedgerReport:
-        brk = report.first_break
+    def of(cls, report: AuditReport) -> LedgerReport:
         return cls(
             ok=report.ok,
-            checked=report.checked,
-            head_hash=report.head_hash.hex(),
-            first_break=None if brk is None else ChainBreakView(seq=brk.seq, reason=brk.reason),
+            logs=report.logs,
+            checked=report.events,
+            checkpoints=report.checkpoints,
+            findings=[
+                FindingView(check=f.check, log=f.log, position=f.position, reason=f.reason) for f in report.findings
+            ],
         )
 
 

@@ -7,13 +7,15 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cellrail.cli.errors import friendly
 from cellrail.cli.store import DatabaseOption, engine_for, existing_store
 from cellrail.kernel.clock import SystemClock
 from cellrail.rail.access_control import SYSTEM, Role
 from cellrail.rail.accounts import NewUser, create_user
-from cellrail.rail.services import OpenSlots, open_slots, register_network, verify_ledger
+from cellrail.rail.audit import verify_ledger
+from cellrail.rail.services import OpenSlots, open_slots, register_network
 from cellrail.store.uow import SqlUnitOfWork
 
 console = Console(soft_wrap=True)
@@ -75,14 +77,14 @@ def open_node_slots(
 
 @friendly
 def verify(database: str | None = DatabaseOption) -> None:
-    """Re-walk the custody ledger and name the first altered, missing or reordered event."""
+    """Verify every site log in four passes: hash chain, Merkle root, checkpoint consistency, signatures."""
     with SqlUnitOfWork(existing_store(database), write=False) as uow:
         report = verify_ledger(uow, SYSTEM)
-    if report.first_break is None:
-        console.print(
-            f"[green]ok[/green] custody chain verified: {report.checked} events, head {report.head_hash.hex()}"
-        )
+    summary = f"{report.logs} logs, {report.events} events, {report.checkpoints} signed checkpoints"
+    if report.ok:
+        console.print(f"[green]ok[/green] custody ledger verified: {summary}")
         return
-    brk = report.first_break
-    console.print(f"[red]FAILED[/red] event {brk.seq}: {brk.reason} ({report.checked} events before it verify)")
+    for finding in report.findings:
+        console.print(f"[red]FAILED[/red] {escape(str(finding))}")
+    console.print(f"{len(report.findings)} problems in {summary}")
     raise typer.Exit(1)

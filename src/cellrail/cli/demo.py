@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import shutil
 import statistics
 from datetime import timedelta
 from pathlib import Path
@@ -14,13 +15,15 @@ from rich.table import Table
 
 from cellrail.cli.errors import friendly
 from cellrail.cli.serve import HostOption, PortOption, serve_engine
-from cellrail.demo.journeys import DEMO_PASSWORD, JourneyPlayer, PlayStats, demo_window, set_up
+from cellrail.demo.journeys import DEMO_PASSWORD, JourneyPlayer, PlayStats, demo_window, set_up, with_site_keys
 from cellrail.kernel.clock import ManualClock
 from cellrail.kernel.errors import Conflict
+from cellrail.rail.audit import publish_checkpoints, verify_ledger
 from cellrail.rail.network import Network, load_network
 from cellrail.rail.orders import OrderState
-from cellrail.rail.services import NetworkStatus, network_status, verify_ledger
+from cellrail.rail.services import NetworkStatus, network_status
 from cellrail.store.engine import open_store
+from cellrail.store.keyring import load_signers
 from cellrail.store.uow import SqlUnitOfWork
 
 console = Console()
@@ -38,31 +41,39 @@ def demo(
     port: int = PortOption,
 ) -> None:
     """Play several weeks of synthetic patient journeys through the rail, print a summary, serve the API."""
-    text = network_file.read_text(encoding="utf-8")
-    network = load_network(text, str(network_file))
+    load_network(network_file.read_text(encoding="utf-8"), str(network_file))  # report problems before deleting
     if database.exists() and not replace:
         raise Conflict(f"{database} already exists; pass --replace to rebuild it (its data will be deleted)")
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
+    keys_dir = Path(f"{database}.keys")
+    shutil.rmtree(keys_dir, ignore_errors=True)
+    text = with_site_keys(network_file.read_text(encoding="utf-8"), keys_dir)
+    network = load_network(text, str(network_file))
+    signers = load_signers(keys_dir)
     engine = open_store(f"sqlite:///{database}")
     start, end = demo_window(weeks)
     clock = ManualClock(start - timedelta(days=1))
     cast = set_up(engine, text, str(network_file), clock, (start - timedelta(days=1)).date(), weeks * 7 + 90)
-    player = JourneyPlayer(engine, network, cast, clock, random.Random(seed))
+    player = JourneyPlayer(engine, network, cast, clock, random.Random(seed), signers=signers)
     columns = (TextColumn("playing {task.description}"), BarColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task(f"{weeks} weeks of journeys", total=1.0)
         stats = player.play(start, end, lambda done: progress.update(task, completed=done))
+    with SqlUnitOfWork(engine) as uow:
+        publish_checkpoints(uow, signers, clock)
     with SqlUnitOfWork(engine, write=False) as uow:
         status = network_status(uow, cast.auditor)
         report = verify_ledger(uow, cast.auditor)
     _print_summary(network, database, weeks, stats, status)
-    if report.first_break is None:
+    summary = f"{report.logs} site logs, {report.events} events, {report.checkpoints} signed checkpoints"
+    if report.ok:
         console.print(
-            f"[green]Custody chain verified[/green]: {report.checked} events, head {report.head_hash.hex()[:16]}…"
+            f"[green]Custody ledger verified[/green] (chain, Merkle root, consistency, signatures): {summary}"
         )
     else:
-        console.print(f"[red]Custody chain broken at event {report.first_break.seq}: {report.first_break.reason}[/red]")
+        for finding in report.findings:
+            console.print(f"[red]FAILED[/red] {finding}")
         raise typer.Exit(1)
     console.print(f"Users: op-<node>, qp-<node>, courier, auditor, admin; demo password '{DEMO_PASSWORD}'")
     if serve:

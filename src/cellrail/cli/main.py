@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cellrail.cli import admin, demo, network, serve
+from cellrail.cli import admin, demo, ledger, network, serve
 
 app = typer.Typer(
     help="CellRail: chain of identity and custody for decentralized cell and gene therapy networks.",
@@ -17,6 +17,9 @@ app.add_typer(admin.db_app, name="db")
 app.add_typer(admin.users_app, name="users")
 app.add_typer(admin.slots_app, name="slots")
 app.command("verify")(admin.verify)
+app.add_typer(ledger.keys_app, name="keys")
+app.add_typer(ledger.proof_app, name="proof")
+app.command("checkpoint")(ledger.checkpoint)
 app.command("serve")(serve.serve)
 app.command("demo")(demo.demo)
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from importlib import resources
+from pathlib import Path
 
 import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Engine
 
@@ -25,9 +27,11 @@ from cellrail.kernel.errors import CellRailError, IdentityMismatch, NoCapacity
 from cellrail.kernel.identifiers import DIN
 from cellrail.rail.access_control import SYSTEM, Principal, Role
 from cellrail.rail.accounts import NewUser, create_user
+from cellrail.rail.audit import publish_checkpoints
 from cellrail.rail.network import Network
 from cellrail.rail.orders import Order
 from cellrail.rail.orders import OrderState as S
+from cellrail.rail.recording import NETWORK_LOG, origin
 from cellrail.rail.services import (
     AdvanceOrder,
     BookOrder,
@@ -42,6 +46,7 @@ from cellrail.rail.services import (
     record_scans,
     register_network,
 )
+from cellrail.store.keyring import create_key
 from cellrail.store.uow import SqlUnitOfWork
 
 DEMO_PASSWORD = "cellrail-demo-2026"  # printed by `make demo`; a demo database holds no real patient
@@ -89,6 +94,17 @@ class PlayStats:
     rejected: int = 0
     lost_waiting_for_slot: int = 0
     withdrawn: int = 0
+    checkpoints: int = 0
+
+
+def with_site_keys(network_text: str, keys_dir: Path) -> str:
+    """The network file with a new checkpoint signing key for every site (and the network log) listed in it."""
+    document = yaml.safe_load(network_text)
+    network_id = document["network"]["id"]
+    document["network"]["public_key"] = create_key(keys_dir, origin(network_id, NETWORK_LOG))
+    for node in document["nodes"]:
+        node["public_key"] = create_key(keys_dir, origin(network_id, node["id"]))
+    return str(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
 
 
 def set_up(engine: Engine, network_text: str, file: str, clock: ManualClock, first_day: date, days: int) -> Cast:
@@ -128,6 +144,7 @@ class JourneyPlayer:
         clock: ManualClock,
         rng: random.Random,
         parameters: JourneyParameters | None = None,
+        signers: Mapping[str, Ed25519PrivateKey] | None = None,
     ) -> None:
         self.engine = engine
         self.network = network
@@ -136,6 +153,7 @@ class JourneyPlayer:
         self.rng = rng
         self.p = parameters or JourneyParameters.defaults()
         self.stats = PlayStats()
+        self.signers = signers or {}
         self._queue: list[tuple[datetime, int, Callable[[], object]]] = []
         self._tie = itertools.count()
         self._mrn: dict[str, str] = {}
@@ -153,6 +171,8 @@ class JourneyPlayer:
                 if moment >= end:
                     break
                 self.at(moment, partial(self._arrive, hospital.id))
+        if self.signers:
+            self.at(start, lambda: self._checkpoint_daily(end))
         total = (end - start).total_seconds()
         while self._queue and self._queue[0][0] < end:
             moment, _, step = heapq.heappop(self._queue)
@@ -161,6 +181,14 @@ class JourneyPlayer:
             if progress is not None:
                 progress((moment - start).total_seconds() / total)
         return self.stats
+
+    def _checkpoint_daily(self, end: datetime) -> None:
+        """Each site signs a checkpoint of its log once a day, as a deployment's scheduler would."""
+        with SqlUnitOfWork(self.engine) as uow:
+            self.stats.checkpoints += len(publish_checkpoints(uow, self.signers, self.clock))
+        following = self.clock.now() + timedelta(days=1)
+        if following < end:
+            self.at(following, lambda: self._checkpoint_daily(end))
 
     # -- the steps -------------------------------------------------------------------------------------------
 

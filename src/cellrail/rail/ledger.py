@@ -63,20 +63,22 @@ class CustodyEvent:
 
 @dataclass(frozen=True)
 class LedgerEntry:
-    """A sequenced, hashed event as stored."""
+    """A sequenced, hashed event as stored, in the log (``origin``) of the site where it happened."""
 
     seq: int
     body: bytes
     hash: bytes
+    log: str = ""
 
     def content(self) -> dict[str, Any]:
         decoded: dict[str, Any] = json.loads(self.body)
         return decoded
 
 
-def encode(event: CustodyEvent, seq: int, recorded_at: datetime) -> bytes:
+def encode(event: CustodyEvent, seq: int, recorded_at: datetime, log: str = "") -> bytes:
     """The canonical bytes of an event: the only form ever hashed or stored."""
     document = {
+        "log": log,
         "seq": seq,
         "kind": event.kind.value,
         "order": event.order,
@@ -98,14 +100,16 @@ def link(previous_hash: bytes, body: bytes) -> bytes:
     return hashlib.sha256(previous_hash + body).digest()
 
 
-def seal(events: Iterable[CustodyEvent], head_seq: int, head_hash: bytes, recorded_at: datetime) -> list[LedgerEntry]:
-    """Sequence and chain events after the head ``(head_seq, head_hash)``."""
+def seal(
+    events: Iterable[CustodyEvent], head_seq: int, head_hash: bytes, recorded_at: datetime, log: str = ""
+) -> list[LedgerEntry]:
+    """Sequence and chain events after the head ``(head_seq, head_hash)`` of ``log``."""
     entries = []
     previous = head_hash
     for offset, event in enumerate(events, start=1):
-        body = encode(event, head_seq + offset, recorded_at)
+        body = encode(event, head_seq + offset, recorded_at, log)
         previous = link(previous, body)
-        entries.append(LedgerEntry(head_seq + offset, body, previous))
+        entries.append(LedgerEntry(head_seq + offset, body, previous, log))
     return entries
 
 
@@ -115,6 +119,7 @@ class ChainBreak:
 
     seq: int
     reason: str
+    log: str = ""
 
 
 @dataclass(frozen=True)
@@ -133,27 +138,31 @@ class ChainReport:
 StoredRow = tuple[int, str | None, str, bytes, bytes]
 
 
-def verify_rows(rows: Iterable[StoredRow]) -> ChainReport:
-    """Re-walk the chain from genesis and name the first altered, missing or reordered event."""
+def verify_rows(rows: Iterable[StoredRow], log: str = "") -> ChainReport:
+    """Re-walk one log's chain from genesis and name the first altered, missing or reordered event."""
     previous = GENESIS
     expected_seq = 1
     checked = 0
     sha256 = hashlib.sha256
     loads = orjson.loads
+
+    def broken(seq: int, reason: str) -> ChainReport:
+        return ChainReport(checked, previous, ChainBreak(seq, reason, log))
+
     for seq, order, kind, body, stored_hash in rows:
         body = bytes(body)
         if seq != expected_seq:
-            return ChainReport(checked, previous, ChainBreak(expected_seq, f"event {expected_seq} is missing"))
+            return broken(expected_seq, f"event {expected_seq} is missing")
         computed = sha256(previous + body).digest()
         if computed != bytes(stored_hash):
-            return ChainReport(checked, previous, ChainBreak(seq, "content does not match its hash (altered)"))
+            return broken(seq, "content does not match its hash (altered)")
         try:
             content = loads(body)
-            indexed = (content["seq"], content["order"], content["kind"])
+            indexed = (content["log"], content["seq"], content["order"], content["kind"])
         except (ValueError, TypeError, KeyError):
-            return ChainReport(checked, previous, ChainBreak(seq, "content is not a CellRail event"))
-        if indexed != (seq, order, kind):
-            return ChainReport(checked, previous, ChainBreak(seq, "indexed columns differ from the signed content"))
+            return broken(seq, "content is not a CellRail event")
+        if indexed != (log, seq, order, kind):
+            return broken(seq, "indexed columns differ from the signed content")
         previous = computed
         expected_seq += 1
         checked += 1

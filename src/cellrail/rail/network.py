@@ -95,6 +95,10 @@ class Node(_Strict):
     location: Location
     operating_days: tuple[Weekday, ...] = WORKING_WEEK
     capabilities: Capabilities = Capabilities()
+    public_key: str | None = Field(
+        None,
+        description="Ed25519 verifier key of the site's checkpoints (C2SP note format, from `cellrail keys init`)",
+    )
 
     @field_validator("fin")
     @classmethod
@@ -134,6 +138,9 @@ class NetworkInfo(_Strict):
     name: str = Field(min_length=1)
     description: str = ""
     sources: tuple[str, ...] = Field((), description="Where the figures in this file come from")
+    public_key: str | None = Field(
+        None, description="Ed25519 verifier key of the network-wide log (registrations, user accounts)"
+    )
 
 
 class Network(_Strict):
@@ -294,6 +301,8 @@ def network_change_problems(current: Network, new: Network, file: str = "<networ
     """A registered network may grow and change capacity, but every node keeps its id, kind and FIN: orders,
     users and issued ISBT 128 identifiers refer to them."""
     problems = []
+    if new.network.id != current.network.id:
+        problems.append(Problem("network.id", "the network id names every log and may not change", file))
     kept = {n.id: n for n in new.nodes}
     for node in current.nodes:
         replacement = kept.get(node.id)

@@ -1,15 +1,60 @@
-"""Writing to the custody ledger: the only path by which any event is stored."""
+"""Writing to the custody ledger: the only path by which any event is stored.
+
+Each event goes to the log of the site where it happened (origin ``cellrail/<network>/<node>``), is chained to
+that log's previous event, and becomes the next leaf of the log's RFC 9162 Merkle tree; the tree's new nodes
+are written in the same transaction, so roots and proofs never need a rebuild.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from cellrail.kernel.clock import Clock
-from cellrail.rail.ledger import CustodyEvent, LedgerEntry, seal
-from cellrail.rail.ports import UnitOfWork
+from cellrail.rail.ledger import CustodyEvent, LedgerEntry, encode, link
+from cellrail.rail.ports import TreeNode, UnitOfWork
+from cellrail.transparency.merkle import frontier, nodes_to_store
+from cellrail.transparency.verifier import leaf_hash
+
+NETWORK_LOG = "network"  # the log of events that belong to no single site (registration, user accounts)
+
+
+def origin(network_id: str, node: str) -> str:
+    """The name of a site's log, as it appears in its checkpoints."""
+    return f"cellrail/{network_id}/{node}"
 
 
 def record(uow: UnitOfWork, clock: Clock, *events: CustodyEvent) -> list[LedgerEntry]:
-    """Sequence, chain and append ``events`` in the caller's transaction (they commit with its change)."""
-    seq, head = uow.ledger.head_for_append()
-    entries = seal(events, seq, head, clock.now())
-    uow.ledger.append(entries, events)
+    """Sequence, chain and append ``events`` in the caller's transaction (they commit with its change).
+
+    Each event is sealed exactly as :func:`cellrail.rail.ledger.seal` does (``encode`` then ``link`` to its
+    log's head), here inline so that a batch costs no per-event list, entry copy or closure.
+    """
+    network = uow.networks.current()
+    network_id = network.network.id if network is not None else "unregistered"
+    logs = [origin(network_id, event.node) for event in events]
+    heads = {log: uow.ledger.head_for_append(log) for log in sorted(set(logs))}  # lock in one order: no deadlock
+    trees = {log: uow.ledger.subtrees(log, frontier(size)) for log, (size, _) in heads.items()}
+    lookups = {log: _lookup_in(tree) for log, tree in trees.items()}
+    now = clock.now()
+    entries: list[LedgerEntry] = []
+    nodes: list[TreeNode] = []
+    for log, event in zip(logs, events, strict=True):
+        size, head = heads[log]
+        seq = size + 1
+        body = encode(event, seq, now, log)
+        head = link(head, body)
+        heads[log] = (seq, head)
+        entries.append(LedgerEntry(seq, body, head, log))
+        tree = trees[log]
+        for level, index, digest in nodes_to_store(size, leaf_hash(body), lookups[log]):
+            tree[(level, index)] = digest
+            nodes.append((log, level, index, digest))
+    uow.ledger.append(entries, events, nodes)
     return entries
+
+
+def _lookup_in(tree: dict[tuple[int, int], bytes]) -> Callable[[int, int], bytes]:
+    def lookup(level: int, index: int) -> bytes:
+        return tree[(level, index)]
+
+    return lookup

@@ -6,6 +6,7 @@ Adapters (API, CLI, demo) parse input, call one of these, and format the answer;
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -22,12 +23,12 @@ from cellrail.rail.access_control import Action, Principal, role_for
 from cellrail.rail.accounts import confirm_signature
 from cellrail.rail.booking import Resource, manufacturing_windows, plan_slots
 from cellrail.rail.journey import Journey, journey_from_events
-from cellrail.rail.ledger import ChainReport, CustodyEvent, EventKind, Signature, verify_rows
+from cellrail.rail.ledger import CustodyEvent, EventKind, Signature
 from cellrail.rail.network import Network, NodeKind, load_network, network_change_problems
 from cellrail.rail.orders import SCAN_REQUIRED, Order, OrderState, custody_label, label_mismatch
 from cellrail.rail.parameters import holding_limits
 from cellrail.rail.ports import PatientRecord, Slot, UnitOfWork
-from cellrail.rail.recording import record
+from cellrail.rail.recording import origin, record
 
 S = OrderState
 CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of the server's clock a reported time may be
@@ -109,6 +110,7 @@ STEPS: dict[OrderState, tuple[Action, str]] = {
 }
 SIGNATURE_MEANING = {S.RELEASED: "approved for release to the patient", S.REJECTED: "rejected: not for release"}
 NEEDS_REASON = frozenset({S.REJECTED, S.CANCELLED, S.WITHDRAWN})
+HAND_OFFS = frozenset({S.SHIPPED_TO_MANUFACTURING, S.RECEIVED_AT_MANUFACTURING, S.SHIPPED_TO_SITE, S.RECEIVED_AT_SITE})
 
 
 def current_network(uow: UnitOfWork) -> Network:
@@ -340,6 +342,10 @@ def advance(uow: UnitOfWork, coi: str, command: AdvanceOrder, actor: Principal, 
     if command.reason:
         data["reason"] = command.reason.strip()
     network = current_network(uow)
+    if target in HAND_OFFS:
+        witnessed = _counterparty_checkpoint(uow, network, order, node)
+        if witnessed is not None:
+            data["counterparty_checkpoint"] = witnessed
     if target is S.COLLECTED:
         moved = replace(moved, collection_din=_new_din(uow, network, order.treatment_site, at))
         item = data["din"] = moved.collection_din
@@ -356,6 +362,17 @@ def advance(uow: UnitOfWork, coi: str, command: AdvanceOrder, actor: Principal, 
     record(uow, clock, event)
     uow.commit()
     return moved
+
+
+def _counterparty_checkpoint(uow: UnitOfWork, network: Network, order: Order, node: str) -> dict[str, Any] | None:
+    """The other site's latest checkpoint, recorded in a hand-off so each log pins the other's history."""
+    other = order.manufacturing_node if node == order.treatment_site else order.treatment_site
+    if other is None or other == node:
+        return None
+    checkpoint = uow.checkpoints.latest(origin(network.network.id, other))
+    if checkpoint is None:
+        return None
+    return {"origin": checkpoint.log, "size": checkpoint.size, "root": base64.b64encode(checkpoint.root).decode()}
 
 
 def _check_independent_release(uow: UnitOfWork, order: Order, actor: Principal) -> None:
@@ -460,12 +477,6 @@ def patient_of(uow: UnitOfWork, coi: str, actor: Principal) -> PatientRecord:
     if patient is None:
         raise NotFound(f"no patient record for order {order.coi}")
     return patient
-
-
-def verify_ledger(uow: UnitOfWork, actor: Principal) -> ChainReport:
-    """Re-walk the whole custody chain and name the first event that no longer fits."""
-    role_for(actor, Action.VIEW_LEDGER, None)
-    return verify_rows(uow.ledger.rows())
 
 
 @dataclass(frozen=True)

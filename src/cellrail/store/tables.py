@@ -122,13 +122,50 @@ counters = Table(
     Column("value", Integer, nullable=False),
 )
 
+# One log per site (its origin, e.g. "cellrail/cn-regional/hub-east-suzhou"); ``id`` is the store-wide order of
+# insertion, ``seq`` the 1-based position in the site's log (its Merkle leaf index + 1).
 ledger_events = Table(
     "ledger_events",
     metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("log", String(200), nullable=False),
+    Column("seq", Integer, nullable=False),
     Column("order_coi", String(16)),
     Column("kind", String(32), nullable=False),
     Column("body", LargeBinary, nullable=False),
     Column("hash", LargeBinary(32), nullable=False),
+    UniqueConstraint("log", "seq", name="uq_ledger_events_position"),
     Index("ix_ledger_events_order", "order_coi"),
+)
+
+# RFC 9162 tree of each log: the hash of every perfect subtree (leaves at level 0), written with its events.
+merkle_nodes = Table(
+    "merkle_nodes",
+    metadata,
+    Column("log", String(200), primary_key=True),
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("idx", Integer, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary(32), nullable=False),
+)
+
+# Signed checkpoints (C2SP tlog-checkpoint notes) of this store's logs.
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("log", String(200), primary_key=True),
+    Column("size", Integer, primary_key=True, autoincrement=False),
+    Column("root", LargeBinary(32), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("signed_at", UTCDateTime, nullable=False),
+)
+
+# Checkpoints of other sites' logs that this site, as a witness, has verified and cosigned.
+witnessed = Table(
+    "witnessed",
+    metadata,
+    Column("log", String(200), primary_key=True),
+    Column("size", Integer, primary_key=True, autoincrement=False),
+    Column("root", LargeBinary(32), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("cosigned_at", UTCDateTime, nullable=False),
 )

@@ -8,6 +8,7 @@ from sqlalchemy import Connection, Engine
 
 from cellrail.store.engine import WRITE
 from cellrail.store.repositories import (
+    SqlCheckpoints,
     SqlCounters,
     SqlLedger,
     SqlNetworks,
@@ -36,6 +37,7 @@ class SqlUnitOfWork:
         self.slots = SqlSlots(connection)
         self.ledger = SqlLedger(connection)
         self.counters = SqlCounters(connection)
+        self.checkpoints = SqlCheckpoints(connection)
         self.users = SqlUsers(connection)
         return self
 

@@ -7,14 +7,14 @@ from fastapi import APIRouter
 from cellrail.api.auth import Actor, Uow
 from cellrail.api.routers import AUTHENTICATED, FORBIDDEN
 from cellrail.api.schemas import LedgerReport
-from cellrail.rail.services import verify_ledger
+from cellrail.rail.audit import verify_ledger
 
 router = APIRouter(tags=["ledger"])
 
 
 @router.get(
     "/ledger/verify",
-    summary="Re-walk the hash chain and name the first event that no longer fits",
+    summary="Verify every site log: hash chain, Merkle root, checkpoint consistency, signatures",
     description="For auditors, QA, qualified persons and network administrators.",
     responses={**AUTHENTICATED, **FORBIDDEN},
 )

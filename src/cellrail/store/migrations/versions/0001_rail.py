@@ -1,4 +1,5 @@
-"""The rail: network registry, users, patients, orders, slots, counters and the append-only custody ledger.
+"""The rail: network registry, users, patients, orders, slots, counters, the append-only custody ledger
+with its per-site Merkle trees, signed checkpoints and witnessed checkpoints.
 
 Revision ID: 0001
 Revises:
@@ -17,19 +18,22 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-# No layer of CellRail updates or deletes ledger rows; the database refuses it too.
+# No layer of CellRail updates or deletes these rows; the database refuses it too.
+APPEND_ONLY = ("ledger_events", "merkle_nodes", "checkpoints", "witnessed")
 SQLITE_GUARDS = [
-    "CREATE TRIGGER ledger_events_no_update BEFORE UPDATE ON ledger_events "
+    "CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table} "
     "BEGIN SELECT RAISE(ABORT, 'the custody ledger is append-only'); END",
-    "CREATE TRIGGER ledger_events_no_delete BEFORE DELETE ON ledger_events "
+    "CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table} "
     "BEGIN SELECT RAISE(ABORT, 'the custody ledger is append-only'); END",
 ]
-POSTGRES_GUARDS = [
+POSTGRES_FUNCTION = (
     "CREATE FUNCTION ledger_events_append_only() RETURNS trigger LANGUAGE plpgsql AS "
-    "$$ BEGIN RAISE EXCEPTION 'the custody ledger is append-only'; END $$",
-    "CREATE TRIGGER ledger_events_no_change BEFORE UPDATE OR DELETE ON ledger_events "
+    "$$ BEGIN RAISE EXCEPTION 'the custody ledger is append-only'; END $$"
+)
+POSTGRES_GUARDS = [
+    "CREATE TRIGGER {table}_no_change BEFORE UPDATE OR DELETE ON {table} "
     "FOR EACH ROW EXECUTE FUNCTION ledger_events_append_only()",
-    "CREATE TRIGGER ledger_events_no_truncate BEFORE TRUNCATE ON ledger_events "
+    "CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
     "FOR EACH STATEMENT EXECUTE FUNCTION ledger_events_append_only()",
 ]
 
@@ -100,16 +104,45 @@ def upgrade() -> None:
     )
     op.create_table(
         "ledger_events",
-        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("log", sa.String(200), nullable=False),
+        sa.Column("seq", sa.Integer, nullable=False),
         sa.Column("order_coi", sa.String(16)),
         sa.Column("kind", sa.String(32), nullable=False),
         sa.Column("body", sa.LargeBinary, nullable=False),
         sa.Column("hash", sa.LargeBinary(32), nullable=False),
+        sa.UniqueConstraint("log", "seq", name="uq_ledger_events_position"),
     )
     op.create_index("ix_ledger_events_order", "ledger_events", ["order_coi"])
-    guards = POSTGRES_GUARDS if op.get_bind().dialect.name == "postgresql" else SQLITE_GUARDS
-    for statement in guards:
-        op.execute(statement)
+    op.create_table(
+        "merkle_nodes",
+        sa.Column("log", sa.String(200), primary_key=True),
+        sa.Column("level", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("idx", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("hash", sa.LargeBinary(32), nullable=False),
+    )
+    op.create_table(
+        "checkpoints",
+        sa.Column("log", sa.String(200), primary_key=True),
+        sa.Column("size", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("root", sa.LargeBinary(32), nullable=False),
+        sa.Column("note", sa.Text, nullable=False),
+        sa.Column("signed_at", UTCDateTime, nullable=False),
+    )
+    op.create_table(
+        "witnessed",
+        sa.Column("log", sa.String(200), primary_key=True),
+        sa.Column("size", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("root", sa.LargeBinary(32), nullable=False),
+        sa.Column("note", sa.Text, nullable=False),
+        sa.Column("cosigned_at", UTCDateTime, nullable=False),
+    )
+    postgres = op.get_bind().dialect.name == "postgresql"
+    if postgres:
+        op.execute(POSTGRES_FUNCTION)
+    for table in APPEND_ONLY:
+        for statement in POSTGRES_GUARDS if postgres else SQLITE_GUARDS:
+            op.execute(statement.format(table=table))
 
 
 def downgrade() -> None:
