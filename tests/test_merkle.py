@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import json
 import random
-import sys
-import types
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -49,9 +46,6 @@ from cellrail.transparency.verifier import (
 )
 
 VECTORS = Path(__file__).parent / "data" / "merkle-vectors" / "testdata"
-NOTE_MODULE = "cellrail.transparency.note"
-HAVE_NOTE = importlib.util.find_spec(NOTE_MODULE) is not None
-needs_note = pytest.mark.skipif(not HAVE_NOTE, reason=f"{NOTE_MODULE} is not available yet")
 
 # ---- the test vectors --------------------------------------------------------------------------------------------
 
@@ -468,27 +462,6 @@ def consistency_doc(size1: int = 7, size2: int = 21, with_checkpoint1: bool = Tr
     }
 
 
-@pytest.fixture
-def no_note(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make ``cellrail.transparency.note`` unimportable, as before it existed (or in a verifier-only copy)."""
-    monkeypatch.setitem(sys.modules, NOTE_MODULE, None)
-
-
-@pytest.mark.usefixtures("no_note")
-def test_valid_documents_without_note_module() -> None:
-    for seq, size in [(1, 1), (6, 13), (21, 21), (16, 16), (1, 21)]:
-        summary = check_proof_file(inclusion_doc(seq, size), None)
-        assert summary.startswith(f"OK: event seq {seq} is leaf {seq - 1} of log '{ORIGIN}' at tree size {size}")
-        assert "signatures NOT checked" in summary
-        assert "\n" not in summary
-    for size1, size2, first in [(7, 21, True), (7, 21, False), (8, 8, True), (1, 2, True), (16, 21, False)]:
-        summary = check_proof_file(consistency_doc(size1, size2, first), None)
-        assert summary.startswith(f"OK: log '{ORIGIN}' at tree size {size1}")
-        assert ("no checkpoint1" in summary) != first
-    with pytest.raises(ProofError, match="not installed"):
-        check_proof_file(inclusion_doc(), [SITE.vkey])  # an auditor asked for signatures we cannot check
-
-
 def _edit_body(doc: dict[str, Any], old: bytes, new: bytes) -> dict[str, Any]:
     body = base64.b64decode(doc["event"]["body"])
     assert old in body
@@ -496,7 +469,6 @@ def _edit_body(doc: dict[str, Any], old: bytes, new: bytes) -> dict[str, Any]:
     return doc
 
 
-@pytest.mark.usefixtures("no_note")
 @pytest.mark.parametrize(
     ("tamper", "reason"),
     [
@@ -523,7 +495,6 @@ def test_tampered_inclusion_documents(tamper: Any, reason: str) -> None:
         check_proof_file(doc, None)
 
 
-@pytest.mark.usefixtures("no_note")
 @settings(max_examples=200, deadline=None)
 @given(st.integers(0, 8 * len(EVENTS[5]) - 1))
 def test_any_flipped_bit_of_the_event_body_fails(bit: int) -> None:
@@ -537,7 +508,6 @@ INCLUSION_FIELDS = ["type", "origin", "leaf_index", "tree_size", "event", "proof
 CONSISTENCY_FIELDS = ["origin", "size1", "size2", "root1", "proof", "checkpoint1", "checkpoint2", "verifier_keys"]
 
 
-@pytest.mark.usefixtures("no_note")
 @pytest.mark.parametrize("field", [*INCLUSION_FIELDS, "event.seq", "event.body"])
 def test_missing_inclusion_field_is_named(field: str) -> None:
     doc = inclusion_doc()
@@ -549,7 +519,6 @@ def test_missing_inclusion_field_is_named(field: str) -> None:
         check_proof_file(doc, None)
 
 
-@pytest.mark.usefixtures("no_note")
 @pytest.mark.parametrize("field", CONSISTENCY_FIELDS)
 def test_missing_consistency_field_is_named(field: str) -> None:
     doc = consistency_doc()
@@ -558,7 +527,6 @@ def test_missing_consistency_field_is_named(field: str) -> None:
         check_proof_file(doc, None)
 
 
-@pytest.mark.usefixtures("no_note")
 @pytest.mark.parametrize(
     ("field", "value", "reason"),
     [
@@ -583,7 +551,6 @@ def test_malformed_inclusion_fields_are_named(field: str, value: object, reason:
         check_proof_file(doc, None)
 
 
-@pytest.mark.usefixtures("no_note")
 def test_malformed_documents() -> None:
     doc = inclusion_doc()
     doc["event"]["body"] = "%%%"
@@ -603,7 +570,6 @@ def test_malformed_documents() -> None:
         check_proof_file(inclusion_doc(), [])
 
 
-@pytest.mark.usefixtures("no_note")
 @pytest.mark.parametrize(
     ("tamper", "reason"),
     [
@@ -625,33 +591,6 @@ def test_tampered_consistency_documents(tamper: Any, reason: str) -> None:
         check_proof_file(doc, None)
 
 
-def test_signature_keys_are_chosen_as_documented(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The verifier hands note.py the auditor's keys when given, else the document's (a stand-in module)."""
-    seen: list[list[str]] = []
-    fake = types.ModuleType(NOTE_MODULE)
-
-    class FakeSignedNote:
-        @classmethod
-        def parse(cls, text: str) -> str:
-            return text
-
-    def verify_note_signatures(note: str, keys: list[str]) -> list[str]:
-        seen.append(list(keys))
-        return ["signer"] if "trusted" in keys or "doc" in keys else []
-
-    fake.SignedNote = FakeSignedNote  # type: ignore[attr-defined]
-    fake.verify_note_signatures = verify_note_signatures  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, NOTE_MODULE, fake)
-    doc = inclusion_doc()
-    doc["verifier_keys"] = ["doc"]
-    assert "signed by signer (verified with the document's own verifier_keys" in check_proof_file(doc, None)
-    assert "signed by signer (verified with the auditor's trusted keys)" in check_proof_file(doc, ["trusted"])
-    with pytest.raises(ProofError, match="no valid signature"):
-        check_proof_file(doc, ["other"])
-    assert seen == [["doc"], ["trusted"], ["other"]]
-
-
-@needs_note
 def test_signed_checkpoints_with_note_module() -> None:
     summary = check_proof_file(inclusion_doc(), None)
     assert f"checkpoint signed by {ORIGIN}" in summary
@@ -664,7 +603,6 @@ def test_signed_checkpoints_with_note_module() -> None:
         check_proof_file(inclusion_doc(), [Signer("someone-else", 3).vkey])
 
 
-@needs_note
 def test_forged_checkpoint_fools_only_the_documents_own_keys() -> None:
     """A forger signs a checkpoint with their own key and lists that key in the document: the document is
     self-consistent (the summary says so), but an auditor passing the site's real key rejects it."""
@@ -676,7 +614,6 @@ def test_forged_checkpoint_fools_only_the_documents_own_keys() -> None:
         check_proof_file(doc, [SITE.vkey])
 
 
-@needs_note
 def test_checkpoint_text_changed_after_signing() -> None:
     doc = inclusion_doc()
     signed = doc["checkpoint"]

@@ -16,10 +16,10 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
+from cellrail.transparency.note import SignedNote, verify_note_signatures
+
 HASH_SIZE: Final = 32
 EMPTY_ROOT: Final = hashlib.sha256(b"").digest()
-
-_NOTE_MODULE: Final = "cellrail.transparency.note"
 
 
 class ProofError(ValueError):
@@ -257,22 +257,8 @@ def _checkpoint_field(doc: Mapping[str, Any], key: str, origin: str, size: int) 
     return checkpoint
 
 
-def _check_signatures(note_text: str, keys: list[str], name: str) -> list[str] | None:
-    """Names of the keys that signed ``note_text``, or ``None`` when ``cellrail.transparency.note`` is absent.
-
-    Contract with ``note``: ``SignedNote.parse(text)`` reads a signed note and ``verify_note_signatures(note,
-    keys)`` returns the names of the keys (vkey strings) whose signatures verify; both raise ``ValueError`` on
-    bad input. An empty result is a failure: the checkpoint must carry at least one signature from ``keys``.
-    """
-    try:
-        from cellrail.transparency.note import (  # type: ignore[import-not-found,unused-ignore]
-            SignedNote,
-            verify_note_signatures,
-        )
-    except ModuleNotFoundError as exc:
-        if exc.name != _NOTE_MODULE:
-            raise
-        return None
+def _check_signatures(note_text: str, keys: list[str], name: str) -> list[str]:
+    """Names of the keys that signed ``note_text``; at least one of ``keys`` must have."""
     try:
         signers = [str(signer) for signer in verify_note_signatures(SignedNote.parse(note_text), keys)]
     except ValueError as exc:
@@ -289,16 +275,7 @@ def _signature_summary(notes: list[tuple[str, str]], trusted_keys: list[str] | N
         if trusted_keys is not None
         else "the document's own verifier_keys (self-asserted: pass trusted keys to audit)"
     )
-    parts = []
-    for name, text in notes:
-        signers = _check_signatures(text, keys, name)
-        if signers is None:
-            if trusted_keys is not None:
-                raise ProofError(
-                    f"cannot check {name} signatures against the trusted keys: {_NOTE_MODULE} is not installed"
-                )
-            return f"checkpoint signatures NOT checked ({_NOTE_MODULE} is not installed)"
-        parts.append(f"{name} signed by {', '.join(signers)}")
+    parts = [f"{name} signed by {', '.join(_check_signatures(text, keys, name))}" for name, text in notes]
     return f"{'; '.join(parts)} (verified with {source})"
 
 
