@@ -7,12 +7,13 @@ are written in the same transaction, so roots and proofs never need a rebuild.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 
 from cellrail.kernel.clock import Clock
 from cellrail.rail.ledger import CustodyEvent, LedgerEntry, encode, link
 from cellrail.rail.ports import TreeNode, UnitOfWork
-from cellrail.transparency.merkle import frontier, nodes_to_store
+from cellrail.transparency.merkle import frontier_read_by_append, nodes_to_store
 from cellrail.transparency.verifier import leaf_hash
 
 NETWORK_LOG = "network"  # the log of events that belong to no single site (registration, user accounts)
@@ -33,7 +34,10 @@ def record(uow: UnitOfWork, clock: Clock, *events: CustodyEvent) -> list[LedgerE
     network_id = network.network.id if network is not None else "unregistered"
     logs = [origin(network_id, event.node) for event in events]
     heads = {log: uow.ledger.head_for_append(log) for log in sorted(set(logs))}  # lock in one order: no deadlock
-    trees = {log: uow.ledger.subtrees(log, frontier(size)) for log, (size, _) in heads.items()}
+    counts = Counter(logs)
+    trees = {
+        log: uow.ledger.subtrees(log, frontier_read_by_append(size, counts[log])) for log, (size, _) in heads.items()
+    }
     lookups = {log: _lookup_in(tree) for log, tree in trees.items()}
     now = clock.now()
     entries: list[LedgerEntry] = []

@@ -239,7 +239,7 @@ class SqlLedger:
 
         One primary-key lookup per key, joined with ``UNION ALL``. A row-value ``(level, idx) IN (...)``, and
         ``OR`` of three keys or more, made SQLite's planner search on ``log`` alone and scan every node of the
-        log instead, so each lookup grew with the log (tens of milliseconds at 200,000 nodes).
+        log instead, so each lookup grew with the log (tens of milliseconds at 200,000 leaves).
         """
         found: dict[tuple[int, int], bytes] = {}
         keys = list(keys)

@@ -25,6 +25,7 @@ __all__ = [
     "SubtreeStore",
     "consistency_proof",
     "frontier",
+    "frontier_read_by_append",
     "inclusion_proof",
     "leaf_hash",
     "node_hash",
@@ -58,6 +59,19 @@ def frontier(size: int) -> list[tuple[int, int]]:
     if size < 0:
         raise ValueError(f"tree size must not be negative ({size})")
     return [(level, (size >> level) - 1) for level in range(size.bit_length() - 1, -1, -1) if size >> level & 1]
+
+
+def frontier_read_by_append(size: int, count: int) -> list[tuple[int, int]]:
+    """The subtrees of :func:`frontier` that appending ``count`` leaves to a tree of ``size`` leaves reads.
+
+    :func:`nodes_to_store` reads a frontier subtree only when an append completes its parent, that is when the
+    leaf count passes the next multiple of twice the subtree's size; the others stay on the frontier. One append
+    to an even-sized tree reads none.
+    """
+    if count < 0:
+        raise ValueError(f"cannot append a negative number of leaves ({count})")
+    end = size + count
+    return [(level, index) for level, index in frontier(size) if end >> (level + 1) != size >> (level + 1)]
 
 
 def nodes_to_store(size: int, leaf: bytes, lookup: Callable[[int, int], bytes]) -> list[tuple[int, int, bytes]]:
