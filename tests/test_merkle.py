@@ -29,7 +29,9 @@ from cellrail.transparency.merkle import (
     MemoryStore,
     consistency_proof,
     frontier,
+    frontier_read_by_append,
     inclusion_proof,
+    inclusion_proof_keys,
     nodes_to_store,
     range_hash,
     root,
@@ -625,3 +627,58 @@ def test_checkpoint_text_changed_after_signing() -> None:
     doc["proof"] = doc["proof"][:-1]
     with pytest.raises(ProofError, match="inclusion proof"):
         check_proof_file(doc, [SITE.vkey])
+
+
+class _Recorder:
+    """A tree that records the subtrees read and answers with real hashes from a MemoryStore."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+        self.keys: list[tuple[int, int]] = []
+
+    def perfect(self, level: int, index: int) -> bytes:
+        self.keys.append((level, index))
+        return self.store.perfect(level, index)
+
+
+def test_inclusion_proof_keys_are_exactly_the_subtrees_a_proof_reads() -> None:
+    leaves = [leaf_hash(bytes([i % 256, i // 256])) for i in range(130)]
+    for size in range(1, 131):
+        store = MemoryStore(leaves[:size])
+        memo: dict[tuple[int, int], bytes] = {}
+        for index in range(size):
+            recorder = _Recorder(store)
+            proof = inclusion_proof(recorder, index, size)
+            assert inclusion_proof_keys(index, size) == recorder.keys
+            assert inclusion_proof(store, index, size, memo) == proof  # a memo shared across proofs changes nothing
+
+
+class _AppendReads:
+    """A node store for appends that records which nodes stored before a point in time are read."""
+
+    def __init__(self) -> None:
+        self.tree: dict[tuple[int, int], bytes] = {}
+        self.before: set[tuple[int, int]] = set()
+        self.read: set[tuple[int, int]] = set()
+
+    def lookup(self, level: int, position: int) -> bytes:
+        if (level, position) in self.before:
+            self.read.add((level, position))
+        return self.tree[(level, position)]
+
+    def append(self, index: int) -> None:
+        for level, position, digest in nodes_to_store(index, leaf_hash(bytes([index % 256])), self.lookup):
+            self.tree[(level, position)] = digest
+
+
+def test_frontier_read_by_append_lists_exactly_the_stored_nodes_appends_read() -> None:
+    """Appending ``count`` leaves to a tree of ``size`` reads just these frontier subtrees, none other."""
+    for size in range(0, 70):
+        for count in range(0, 40):
+            nodes = _AppendReads()
+            for index in range(size):
+                nodes.append(index)
+            nodes.before = set(nodes.tree)
+            for index in range(size, size + count):
+                nodes.append(index)
+            assert sorted(nodes.read) == sorted(frontier_read_by_append(size, count)), (size, count)

@@ -16,7 +16,7 @@ from cellrail.rail.ports import TreeNode, UnitOfWork
 from cellrail.transparency.merkle import frontier_read_by_append, nodes_to_store
 from cellrail.transparency.verifier import leaf_hash
 
-NETWORK_LOG = "network"  # the log of events that belong to no single site (registration, user accounts)
+NETWORK_LOG = "network"  # the log of events that belong to no single site (network registration)
 
 
 def origin(network_id: str, node: str) -> str:

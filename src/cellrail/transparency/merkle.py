@@ -27,6 +27,7 @@ __all__ = [
     "frontier",
     "frontier_read_by_append",
     "inclusion_proof",
+    "inclusion_proof_keys",
     "leaf_hash",
     "node_hash",
     "nodes_to_store",
@@ -131,11 +132,41 @@ def root(store: SubtreeStore, size: int) -> bytes:
     return range_hash(store, 0, size)
 
 
-def inclusion_proof(store: SubtreeStore, index: int, size: int) -> list[bytes]:
+def _range_keys(start: int, end: int) -> list[tuple[int, int]]:
+    """The stored subtrees that make up an aligned range (as ``range_hash`` reads them)."""
+    keys = []
+    n = end - start
+    for level in range(n.bit_length() - 1, -1, -1):
+        if n >> level & 1:
+            keys.append((level, start >> level))
+            start += 1 << level
+    return keys
+
+
+def inclusion_proof_keys(index: int, size: int) -> list[tuple[int, int]]:
+    """The (level, index) of every stored subtree that ``inclusion_proof(index, size)`` reads: lets a batch of
+    proofs fetch their nodes together."""
+    keys: list[tuple[int, int]] = []
+    lo, hi = 0, size
+    while hi - lo > 1:
+        k = _split(hi - lo)
+        if index < lo + k:
+            keys.extend(_range_keys(lo + k, hi))
+            hi = lo + k
+        else:
+            keys.extend(_range_keys(lo, lo + k))
+            lo += k
+    return keys
+
+
+def inclusion_proof(
+    store: SubtreeStore, index: int, size: int, memo: dict[tuple[int, int], bytes] | None = None
+) -> list[bytes]:
     """The audit path for leaf ``index`` in the tree of ``size`` leaves: PATH(m, D[n]) of RFC 9162 §2.1.3.1.
 
     Walks from the root down, collecting the sibling subtree at each split, and returns them leaf-side first.
     Only the first sibling to the right of the path can be an imperfect subtree, so this is O(log n) lookups.
+    ``memo`` (shared by a batch of proofs in one tree) keeps sibling hashes, most of which proofs share.
     An index outside the tree raises :class:`ProofError`.
     """
     if not 0 <= index < size:
@@ -144,11 +175,17 @@ def inclusion_proof(store: SubtreeStore, index: int, size: int) -> list[bytes]:
     lo, hi = 0, size
     while hi - lo > 1:
         k = _split(hi - lo)
+        a, b = (lo + k, hi) if index < lo + k else (lo, lo + k)
+        if memo is None:
+            siblings.append(range_hash(store, a, b))
+        else:
+            digest = memo.get((a, b))
+            if digest is None:
+                digest = memo[(a, b)] = range_hash(store, a, b)
+            siblings.append(digest)
         if index < lo + k:
-            siblings.append(range_hash(store, lo + k, hi))
             hi = lo + k
         else:
-            siblings.append(range_hash(store, lo, lo + k))
             lo += k
     siblings.reverse()
     return siblings
