@@ -69,6 +69,7 @@ from cellrail.rail.services import (
 from cellrail.store import tables as t
 from cellrail.store.engine import open_store
 from cellrail.store.uow import SqlUnitOfWork
+from machine import cpu_model
 
 NETWORK_FILE = Path(__file__).resolve().parents[1] / "examples" / "regional.yaml"
 HOST = "127.0.0.1"
@@ -112,16 +113,6 @@ class Run:
 
     def per_request_ms(self, seconds: float | None) -> str:
         return "-" if seconds is None else f"{seconds / len(self.latencies) * 1000:.2f}"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def process_cpu_seconds(pid: int) -> float | None:
@@ -320,16 +311,17 @@ def check_ledger(engine: Engine, acknowledged: Sequence[bytes]) -> tuple[list[st
         size = uow.ledger.size()
     e = t.ledger_events.c
     with engine.connect() as connection:
+        # sequence numbers count within each site's log; the comparison below is of the multisets of them
         stored = [seq for (seq,) in connection.execute(select(e.seq).where(e.kind == EventKind.CUSTODY_SCAN.value))]
     if not report.ok:
-        problems.append(f"the ledger does not verify: {report.first_break}")
-    if report.checked != size:
-        problems.append(f"verified {report.checked:,} of {size:,} events")
+        problems.append(f"the ledger does not verify: {report.findings}")
+    if report.events != size:
+        problems.append(f"verified {report.events:,} of {size:,} events")
     if len(stored) != len(acknowledged):
         problems.append(f"{len(stored):,} custody.scan events in the ledger, {len(acknowledged):,} acknowledged")
     if sorted(stored) != sorted(seqs):
         problems.append("the acknowledged sequence numbers are not the custody.scan events in the ledger")
-    return problems, report.checked, len(stored)
+    return problems, report.events, len(stored)
 
 
 # ---- report -------------------------------------------------------------------------------------------------
