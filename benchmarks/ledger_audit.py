@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 from sqlalchemy import Engine
 from sqlalchemy import event as sqlalchemy_event
 
@@ -61,6 +60,7 @@ from cellrail.store.keyring import load_signers
 from cellrail.store.uow import SqlUnitOfWork
 from cellrail.transparency.verifier import leaf_hash, verify_inclusion
 from machine import cpu_model, pin_to_one_core
+from reporting import Figure, report
 
 SINGLE_TARGET = 1_000.0  # events/s, one commit per event (issue target)
 BATCHED_TARGET = 50_000.0  # events/s, batched appends (issue target)
@@ -85,26 +85,6 @@ BARE_EVENT = "INSERT INTO ledger_events (log, seq, order_coi, kind, body, hash) 
 BARE_NODE = "INSERT INTO merkle_nodes (log, level, idx, hash) VALUES (?, ?, ?, ?)"
 EventRow = tuple[str, int, str | None, str, bytes, bytes]
 NodeRow = tuple[str, int, int, bytes]
-
-
-@dataclass(frozen=True)
-class Figure:
-    name: str
-    value: float
-    unit: str
-    baseline: str
-    baseline_value: float
-    target: float
-    higher_is_better: bool = True
-
-    @property
-    def ratio(self) -> float:
-        """Share of the bare baseline reached (1.00 = no overhead), for rates and for times alike."""
-        return self.value / self.baseline_value if self.higher_is_better else self.baseline_value / self.value
-
-    @property
-    def met(self) -> bool:
-        return self.value >= self.target if self.higher_is_better else self.value <= self.target
 
 
 def network_yaml(sites: int) -> str:
@@ -414,23 +394,6 @@ def verify_whole(engine: Engine, expected_events: int, readback: Readback, logs:
     return seconds, bare
 
 
-def report(console: Console, figures: list[Figure], header: list[str], notes: list[str]) -> None:
-    for line in header:
-        console.print(line)
-    table = Table(title="Auditor-grade custody ledger on SQLite (WAL, synchronous=FULL), one core")
-    for column in ("figure", "value", "baseline", "baseline value", "ratio", "target", "met"):
-        table.add_column(column, justify="left" if column in ("figure", "baseline", "met") else "right")
-    for f in figures:
-        if f.higher_is_better:
-            value, base, target = f"{f.value:,.0f} {f.unit}", f"{f.baseline_value:,.0f} {f.unit}", f"≥ {f.target:,.0f}"
-        else:
-            value, base, target = f"{f.value:,.2f} {f.unit}", f"{f.baseline_value:,.2f} {f.unit}", f"≤ {f.target:,.0f}"
-        table.add_row(f.name, value, f.baseline, base, f"{f.ratio:.2f}", target, "yes" if f.met else "NO")
-    console.print(table)
-    for line in notes:
-        console.print(line)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=1_000_000, help="custody events in the ledger (1,000,000)")
@@ -555,7 +518,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ratio = value / baseline for rates, baseline / value for times: the share of the bare limit reached.",
         f"Total run time {time.perf_counter() - began:,.0f} s.",
     ]
-    report(console, figures, header, notes)
+    report(console, "Auditor-grade custody ledger on SQLite (WAL, synchronous=FULL), one core", figures, header, notes)
     return 0 if all(f.met for f in figures) else 1
 
 

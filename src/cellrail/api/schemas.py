@@ -18,7 +18,7 @@ from cellrail.rail.booking import Resource
 from cellrail.rail.journey import Journey
 from cellrail.rail.network import Lane, Network, Node
 from cellrail.rail.orders import Order, OrderState, allowed_next
-from cellrail.rail.ports import PatientRecord, Slot
+from cellrail.rail.ports import PatientRecord
 from cellrail.rail.services import Booking, CustodyScan, Timeline
 
 
@@ -151,6 +151,8 @@ class OrderPage(BaseModel):
 
 
 class SlotView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     node: str
     resource: Resource
@@ -158,18 +160,6 @@ class SlotView(BaseModel):
     unit: int
     starts: datetime
     ends: datetime
-
-    @classmethod
-    def of(cls, slot: Slot) -> SlotView:
-        return cls(
-            id=slot.id,
-            node=slot.node,
-            resource=slot.resource,
-            platform=slot.platform,
-            unit=slot.unit,
-            starts=slot.starts,
-            ends=slot.ends,
-        )
 
 
 class BookingView(BaseModel):
@@ -181,8 +171,8 @@ class BookingView(BaseModel):
     def of(cls, booking: Booking) -> BookingView:
         return cls(
             order=OrderView.of(booking.order),
-            apheresis=SlotView.of(booking.apheresis),
-            manufacturing=SlotView.of(booking.manufacturing),
+            apheresis=SlotView.model_validate(booking.apheresis),
+            manufacturing=SlotView.model_validate(booking.manufacturing),
         )
 
 
@@ -192,6 +182,8 @@ class ScansRecorded(BaseModel):
 
 
 class MilestoneView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     state: OrderState
     at: datetime
     node: str
@@ -245,7 +237,7 @@ class JourneyView(BaseModel):
         return cls(
             coi=timeline.order.coi,
             state=timeline.order.state,
-            milestones=[MilestoneView(state=m.state, at=m.at, node=m.node, actor=m.actor) for m in journey.milestones],
+            milestones=[MilestoneView.model_validate(m) for m in journey.milestones],
             stages=[
                 StageView(state=s.state, started=s.started, ended=s.ended, hours=hours(s.duration))
                 for s in journey.stages
@@ -276,6 +268,8 @@ class PatientView(BaseModel):
 
 
 class FindingView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     check: Literal["chain", "merkle", "consistency", "signature"]
     log: str = Field(description="The log's origin, e.g. cellrail/<network>/<site>")
     position: int | None = Field(description="Event sequence number (chain) or checkpoint size (other checks)")
@@ -296,9 +290,7 @@ class LedgerReport(BaseModel):
             logs=report.logs,
             checked=report.events,
             checkpoints=report.checkpoints,
-            findings=[
-                FindingView(check=f.check, log=f.log, position=f.position, reason=f.reason) for f in report.findings
-            ],
+            findings=[FindingView.model_validate(f) for f in report.findings],
         )
 
 
