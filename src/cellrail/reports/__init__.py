@@ -1,0 +1,1 @@
+"""Shared rendering of self-contained HTML reports (twin, landscape, oversight)."""
