@@ -30,13 +30,14 @@ from cellrail.api.app import create_app
 from cellrail.cli.main import app as cli
 from cellrail.demo.journeys import with_site_keys
 from cellrail.kernel.clock import ManualClock
-from cellrail.kernel.errors import Conflict
+from cellrail.kernel.errors import Conflict, NotFound
 from cellrail.rail.access_control import SYSTEM, Principal, Role
 from cellrail.rail.audit import (
     AuditReport,
     Finding,
     consistency_proof,
     inclusion_proof,
+    inclusion_proofs,
     publish_checkpoints,
     site_verifier_keys,
     verify_ledger,
@@ -497,6 +498,26 @@ def proofs(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], di
     engine.dispose()
     assert (len(inclusion["proof"]), len(consistency["proof"])) == (4, 4)
     return inclusion, consistency, key
+
+
+def test_a_batch_of_inclusion_proofs_equals_single_proofs_and_all_verify(site: Site) -> None:
+    """inclusion_proofs reads shared siblings, nodes and bodies in batches (more than one query's worth here);
+    each document must be exactly the one inclusion_proof builds alone, and check offline."""
+    site.grow("h-a", 1_188)  # h-a: 1,200 events, so sibling and body reads need several IN (...) queries
+    site.publish()
+    with SqlUnitOfWork(site.engine, write=False) as uow:
+        size = uow.ledger.logs()[H_A]
+        seqs = [*range(1, size + 1), 7, 7]  # every leaf, and a repeat
+        batch = inclusion_proofs(uow, H_A, seqs, None, AUDITOR)
+        singles = [inclusion_proof(uow, H_A, seq, None, AUDITOR) for seq in (1, 7, 513, 1_024, size)]
+        with pytest.raises(NotFound):
+            inclusion_proofs(uow, H_A, [5, size + 1], size + 1, AUDITOR)
+    assert [d["event"]["seq"] for d in batch] == seqs
+    assert [batch[seq - 1] for seq in (1, 7, 513, 1_024, size)] == singles
+    assert batch[-1] == batch[6]
+    key = site.key(H_A)
+    for document in batch:
+        check_proof_file(document, [key])
 
 
 def _flip(raw: bytes, data: st.DataObject) -> bytes:

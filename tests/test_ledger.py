@@ -11,14 +11,16 @@ import json
 import re
 import textwrap
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from cellrail.kernel.clock import ManualClock
+from cellrail.kernel.clock import ManualClock, iso_utc
 from cellrail.rail.access_control import Principal, Role
 from cellrail.rail.audit import Finding, StoredTree, verify_ledger
 from cellrail.rail.ledger import (
@@ -120,6 +122,29 @@ def test_encoding_is_canonical_and_hash_links_previous() -> None:
     assert (entry.content()["seq"], entry.content()["log"]) == (7, HUB_LOG)
     # The log is part of the signed content: the same event at the same position of another log differs.
     assert encode(event, 7, RECORDED, origin("test-net", "h-a")) != body
+
+
+@given(events)
+@settings(max_examples=200, deadline=None)
+def test_encoding_is_compact_sorted_json_that_decodes_to_the_event(event: CustodyEvent) -> None:
+    body = encode(event, 3, RECORDED, HUB_LOG)
+    content = json.loads(body)
+    # The canonical form is a fixed point: keys sorted, no spaces, raw UTF-8, shortest round-trip floats.
+    assert body == orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+    assert list(content) == sorted(content)
+    assert content["data"] == json.loads(json.dumps(dict(event.data)))
+    assert (content["seq"], content["log"], content["at"]) == (3, HUB_LOG, iso_utc(event.at))
+    assert encode(event, 3, iso_utc(RECORDED), HUB_LOG) == body, "a pre-formatted recorded_at encodes the same"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{"t": float("nan")}, {"t": float("inf")}, {"deep": [1, {"t": -float("inf")}]}, {"t": (1.0, float("nan"))}],
+)
+def test_encoding_refuses_values_json_cannot_carry(data: dict[str, Any]) -> None:
+    event = CustodyEvent(EventKind.CUSTODY_SCAN, "hub", "op", "operator", RECORDED, data=data)
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        encode(event, 1, RECORDED, HUB_LOG)
 
 
 @given(event_lists)
@@ -415,7 +440,7 @@ def _changing_calls(cls: type) -> list[str]:
 
 def test_repositories_have_no_path_to_change_or_remove_events() -> None:
     public = {name for name, _ in inspect.getmembers(SqlLedger, inspect.isfunction) if not name.startswith("_")}
-    assert public == {"head_for_append", "append", "subtrees", "for_order", "entry", "rows", "logs", "size"}
+    assert public == {"head_for_append", "append", "subtrees", "for_order", "entry", "entries", "rows", "logs", "size"}
     assert _changing_calls(SqlLedger) == []
     module = inspect.getsource(repositories)
     assert "delete(" not in module
@@ -509,3 +534,13 @@ def test_events_of_one_order_at_two_sites_go_to_two_logs(engine: Engine, clock: 
         counted = connection.execute(text("SELECT log, count(*) FROM merkle_nodes GROUP BY log")).all()
     stored: dict[str, int] = dict(counted)
     assert stored == {log: _tree_nodes(size) for log, size in sizes.items()}
+
+
+@given(
+    st.datetimes(min_value=datetime(1000, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.timezones()),
+)
+@settings(max_examples=300, deadline=None)
+def test_iso_utc_is_utc_with_microseconds_and_z(moment: datetime) -> None:
+    text = iso_utc(moment)
+    assert text == moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert datetime.fromisoformat(text) == moment.astimezone(UTC)

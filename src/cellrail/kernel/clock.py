@@ -42,4 +42,6 @@ def as_utc(moment: datetime) -> datetime:
 
 def iso_utc(moment: datetime) -> str:
     """The one text form of a moment in the ledger: UTC, microseconds, 'Z'."""
-    return as_utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if moment.tzinfo is not UTC:  # already-UTC moments (nearly all) skip the conversion
+        moment = as_utc(moment)
+    return moment.isoformat(timespec="microseconds")[:-6] + "Z"  # '+00:00' -> 'Z'

@@ -177,23 +177,26 @@ def inclusion_proofs(
         if not 1 <= seq <= checkpoint.size:
             raise InvalidInput.one("seq", f"event {seq} is not in the tree of size {checkpoint.size}")
     keys = _keys_for(uow, log)
+    size = checkpoint.size
+    paths = {seq: merkle.inclusion_proof_ranges(seq - 1, size) for seq in seqs}
+    ranges = dict.fromkeys(r for path in paths.values() for r in path)  # proofs share most upper siblings
     tree = StoredTree(uow, log)
-    tree.prefetch(key for seq in seqs for key in merkle.inclusion_proof_keys(seq - 1, checkpoint.size))
-    memo: dict[tuple[int, int], bytes] = {}
+    tree.prefetch(key for a, b in ranges for key in merkle.range_keys(a, b))
+    siblings = {r: _b64(merkle.range_hash(tree, *r)) for r in ranges}
+    bodies = uow.ledger.entries(log, seqs)
     documents = []
     for seq in seqs:
-        body = uow.ledger.entry(log, seq)
+        body = bodies.get(seq)
         if body is None:
             raise NotFound(f"no event {seq} in {log}")
-        proof = merkle.inclusion_proof(tree, seq - 1, checkpoint.size, memo)
         documents.append(
             {
                 "type": "inclusion",
                 "origin": log,
                 "leaf_index": seq - 1,
-                "tree_size": checkpoint.size,
+                "tree_size": size,
                 "event": {"seq": seq, "body": _b64(body)},
-                "proof": [_b64(h) for h in proof],
+                "proof": [siblings[r] for r in reversed(paths[seq])],
                 "checkpoint": checkpoint.note,
                 "verifier_keys": keys,
             }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -75,8 +76,17 @@ class LedgerEntry:
         return decoded
 
 
-def encode(event: CustodyEvent, seq: int, recorded_at: datetime, log: str = "") -> bytes:
-    """The canonical bytes of an event: the only form ever hashed or stored."""
+def encode(event: CustodyEvent, seq: int, recorded_at: datetime | str, log: str = "") -> bytes:
+    """The canonical bytes of an event: the only form ever hashed or stored.
+
+    JSON with keys sorted, no insignificant white space, UTF-8 (orjson, which writes exactly that and nothing
+    else); ``recorded_at`` may come pre-formatted (``iso_utc``) when a whole batch shares it. Non-finite numbers
+    are refused (JSON has no NaN), as are values JSON cannot carry.
+    """
+    data = event.data if type(event.data) is dict else dict(event.data)
+    for value in data.values():
+        if type(value) is not str:  # the common case, text, needs no check
+            _refuse_non_finite(value)
     document = {
         "log": log,
         "seq": seq,
@@ -86,14 +96,28 @@ def encode(event: CustodyEvent, seq: int, recorded_at: datetime, log: str = "") 
         "actor": event.actor,
         "role": event.role,
         "at": iso_utc(event.at),
-        "recorded_at": iso_utc(recorded_at),
+        "recorded_at": recorded_at if isinstance(recorded_at, str) else iso_utc(recorded_at),
         "item": event.item,
-        "data": dict(event.data),
+        "data": data,
         "signatures": [s.as_dict() for s in event.signatures],
     }
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
-        "utf-8"
-    )
+    try:
+        return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as error:
+        raise ValueError(f"event data cannot be encoded canonically: {error}") from error
+
+
+def _refuse_non_finite(value: Any) -> None:
+    """orjson writes NaN and infinities as null; a custody record must not silently change a value, so refuse."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"out of range float value {value!r} is not JSON compliant")
+    elif isinstance(value, dict):
+        for item in value.values():
+            _refuse_non_finite(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _refuse_non_finite(item)
 
 
 def link(previous_hash: bytes, body: bytes) -> bytes:

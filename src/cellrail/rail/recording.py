@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
-from cellrail.kernel.clock import Clock
+from cellrail.kernel.clock import Clock, iso_utc
 from cellrail.rail.ledger import CustodyEvent, LedgerEntry, encode, link
 from cellrail.rail.ports import TreeNode, UnitOfWork
 from cellrail.transparency.merkle import frontier_read_by_append, nodes_to_store
@@ -39,7 +39,7 @@ def record(uow: UnitOfWork, clock: Clock, *events: CustodyEvent) -> list[LedgerE
         log: uow.ledger.subtrees(log, frontier_read_by_append(size, counts[log])) for log, (size, _) in heads.items()
     }
     lookups = {log: _lookup_in(tree) for log, tree in trees.items()}
-    now = clock.now()
+    now = iso_utc(clock.now())  # formatted once: the whole batch is recorded at the same moment
     entries: list[LedgerEntry] = []
     nodes: list[TreeNode] = []
     for log, event in zip(logs, events, strict=True):

@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, TextClause, bindparam, func, insert, select, text, update
+from sqlalchemy import Connection, bindparam, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from cellrail.rail.access_control import Role
@@ -175,22 +175,8 @@ _HEAD = (  # built once: constructing a statement costs more than running it
 _ENTRY = select(t.ledger_events.c.body).where(
     t.ledger_events.c.log == bindparam("log"), t.ledger_events.c.seq == bindparam("seq")
 )
-_SUBTREE_KEYS_PER_QUERY = 100  # below SQLite's limit of 500 terms in a compound SELECT
-
-
-@lru_cache(maxsize=_SUBTREE_KEYS_PER_QUERY)
-def _subtrees_query(count: int) -> TextClause:
-    """``count`` primary-key lookups in ``merkle_nodes`` of one log, as one statement."""
-    one = "SELECT level, idx, hash FROM merkle_nodes WHERE log = :log AND level = :l{n} AND idx = :i{n}"
-    return text(" UNION ALL ".join(one.format(n=n) for n in range(count)))
-
-
-@lru_cache(maxsize=_SUBTREE_KEYS_PER_QUERY)
-def _subtrees_sql(count: int) -> str:
-    """The same lookups for sqlite3, with positional parameters (log, level, idx) per key."""
-    return " UNION ALL ".join(
-        ["SELECT level, idx, hash FROM merkle_nodes WHERE log = ? AND level = ? AND idx = ?"] * count
-    )
+_SUBTREE_KEYS_PER_QUERY = 500  # bound parameters per IN (...): well inside SQLite's and PostgreSQL's limits
+_ENTRIES_PER_QUERY = _SUBTREE_KEYS_PER_QUERY
 
 
 class SqlLedger:
@@ -234,29 +220,25 @@ class SqlLedger:
                 insert(t.merkle_nodes), [{"log": n[0], "level": n[1], "idx": n[2], "hash": n[3]} for n in nodes]
             )
 
-    def subtrees(self, log: str, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    def subtrees(self, log: str, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         """Stored perfect-subtree hashes of ``log`` at (level, index) ``keys``.
 
-        One primary-key lookup per key, joined with ``UNION ALL``. A row-value ``(level, idx) IN (...)``, and
-        ``OR`` of three keys or more, made SQLite's planner search on ``log`` alone and scan every node of the
-        log instead, so each lookup grew with the log (tens of milliseconds at 200,000 leaves).
+        Grouped by level: ``log = ? AND level = ? AND idx IN (...)`` is a primary-key search per index on both
+        engines. (A row-value ``(level, idx) IN (...)``, or an ``OR`` of three keys or more, made SQLite's planner
+        search on ``log`` alone and scan every node of the log, so each lookup grew with the log.)
         """
+        by_level: dict[int, list[int]] = {}
+        for level, index in keys:
+            by_level.setdefault(level, []).append(index)
+        nodes = t.merkle_nodes.c
         found: dict[tuple[int, int], bytes] = {}
-        keys = list(keys)
-        sqlite = self.c.dialect.name == "sqlite"
-        for start in range(0, len(keys), _SUBTREE_KEYS_PER_QUERY):
-            chunk = keys[start : start + _SUBTREE_KEYS_PER_QUERY]
-            if sqlite:  # positional parameters straight to sqlite3: half the cost of the text() statement below
-                rows = self.c.exec_driver_sql(
-                    _subtrees_sql(len(chunk)), tuple(v for level, index in chunk for v in (log, level, index))
+        for level, indexes in by_level.items():
+            for start in range(0, len(indexes), _SUBTREE_KEYS_PER_QUERY):
+                chunk = indexes[start : start + _SUBTREE_KEYS_PER_QUERY]
+                query = select(nodes.idx, nodes.hash).where(
+                    nodes.log == log, nodes.level == level, nodes.idx.in_(chunk)
                 )
-            else:
-                params: dict[str, Any] = {"log": log}
-                for n, (level, index) in enumerate(chunk):
-                    params[f"l{n}"] = level
-                    params[f"i{n}"] = index
-                rows = self.c.execute(_subtrees_query(len(chunk)), params)
-            found.update(((level, idx), bytes(digest)) for level, idx, digest in rows)
+                found.update(((level, idx), bytes(digest)) for idx, digest in self.c.execute(query))
         return found
 
     def for_order(self, coi: str) -> list[dict[str, Any]]:
@@ -266,6 +248,18 @@ class SqlLedger:
     def entry(self, log: str, seq: int) -> bytes | None:
         body = self.c.execute(_ENTRY, {"log": log, "seq": seq}).scalar()
         return None if body is None else bytes(body)
+
+    def entries(self, log: str, seqs: Sequence[int]) -> dict[int, bytes]:
+        """The stored bodies of events ``seqs`` of ``log`` (those that exist), a few hundred per query."""
+        found: dict[int, bytes] = {}
+        wanted = sorted(set(seqs))
+        for start in range(0, len(wanted), _ENTRIES_PER_QUERY):
+            chunk = wanted[start : start + _ENTRIES_PER_QUERY]
+            query = select(t.ledger_events.c.seq, t.ledger_events.c.body).where(
+                t.ledger_events.c.log == log, t.ledger_events.c.seq.in_(chunk)
+            )
+            found.update((seq, bytes(body)) for seq, body in self.c.execute(query))
+        return found
 
     def rows(self, log: str) -> Iterator[StoredRow]:
         """Every stored event of ``log`` in sequence order, streamed (memory does not grow with the ledger)."""

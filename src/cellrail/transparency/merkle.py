@@ -28,10 +28,12 @@ __all__ = [
     "frontier_read_by_append",
     "inclusion_proof",
     "inclusion_proof_keys",
+    "inclusion_proof_ranges",
     "leaf_hash",
     "node_hash",
     "nodes_to_store",
     "range_hash",
+    "range_keys",
     "root",
     "root_from_leaves",
 ]
@@ -143,20 +145,36 @@ def _range_keys(start: int, end: int) -> list[tuple[int, int]]:
     return keys
 
 
-def inclusion_proof_keys(index: int, size: int) -> list[tuple[int, int]]:
-    """The (level, index) of every stored subtree that ``inclusion_proof(index, size)`` reads: lets a batch of
-    proofs fetch their nodes together."""
-    keys: list[tuple[int, int]] = []
+def inclusion_proof_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """The leaf ranges ``[a, b)`` of the siblings on the audit path of leaf ``index``, root side first.
+
+    ``inclusion_proof`` is ``[range_hash(a, b) for (a, b) in reversed(ranges)]``; a batch of proofs in one tree
+    shares most of its upper ranges, so a caller can hash each distinct range once.
+    """
+    if not 0 <= index < size:
+        raise ProofError(f"leaf index {index} is not in a tree of size {size}")
+    ranges: list[tuple[int, int]] = []
     lo, hi = 0, size
     while hi - lo > 1:
         k = _split(hi - lo)
         if index < lo + k:
-            keys.extend(_range_keys(lo + k, hi))
+            ranges.append((lo + k, hi))
             hi = lo + k
         else:
-            keys.extend(_range_keys(lo, lo + k))
+            ranges.append((lo, lo + k))
             lo += k
-    return keys
+    return ranges
+
+
+def range_keys(start: int, end: int) -> list[tuple[int, int]]:
+    """The (level, index) of the stored subtrees ``range_hash(start, end)`` reads, for an aligned range."""
+    return _range_keys(start, end)
+
+
+def inclusion_proof_keys(index: int, size: int) -> list[tuple[int, int]]:
+    """The (level, index) of every stored subtree that ``inclusion_proof(index, size)`` reads: lets a batch of
+    proofs fetch their nodes together."""
+    return [key for a, b in inclusion_proof_ranges(index, size) for key in _range_keys(a, b)]
 
 
 def inclusion_proof(
