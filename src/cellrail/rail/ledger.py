@@ -62,7 +62,7 @@ class CustodyEvent:
     signatures: tuple[Signature, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LedgerEntry:
     """A sequenced, hashed event as stored, in the log (``origin``) of the site where it happened."""
 

@@ -120,6 +120,7 @@ def upgrade() -> None:
         sa.Column("level", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("idx", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("hash", sa.LargeBinary(32), nullable=False),
+        sqlite_with_rowid=False,  # one B-tree keyed by (log, level, idx) instead of a table and an index
     )
     op.create_table(
         "checkpoints",
