@@ -68,3 +68,26 @@ class Trial:
     target: str | None  # antigen or gene target when known (e.g. CD19, BCMA)
     source: str  # which importer/format produced it: 'ctgov-v2-json', 'ctgov-classic-csv', 'ptjeong-monitor-csv'
     snapshot: date | None  # when the source data was taken from the registry, when known
+
+
+@dataclass(frozen=True)
+class Classification:
+    """The modality of a trial and the rule that decided it, so that every count in a report can be traced.
+
+    ``platform`` names the product family when known (CAR-T, CAR-NK, TCR-T, TIL, stem cell, AAV, LNP, lentiviral
+    in vivo, gene editing); ``cell_source`` is 'autologous' or 'allogeneic' for ex vivo products when known.
+    ``rule`` is the identifier of the rule in the rule set (or 'upstream:<value>' when the source's own
+    classification was kept)."""
+
+    modality: Modality
+    platform: str | None
+    cell_source: str | None
+    rule: str
+
+
+@dataclass(frozen=True)
+class ClassifiedTrial:
+    """A stored trial with its classification, as the analytics read them."""
+
+    trial: Trial
+    classification: Classification
