@@ -105,7 +105,7 @@ slots = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("node", String(64), nullable=False),
     Column("resource", String(16), nullable=False),
-    Column("platform", Text, nullable=False),
+    Column("platform", String(64), nullable=False),
     Column("unit", Integer, nullable=False),
     Column("starts", UTCDateTime, nullable=False),
     Column("ends", UTCDateTime, nullable=False),
