@@ -147,3 +147,14 @@ def test_a_failing_batch_leaves_whole_batches_only_and_a_rerun_completes(engine:
         assert isinstance(record, Trial)
         assert by_id[record.registry_id] == record
     assert {c.classification.rule for c in loaded if c.trial.upstream_product_type == "In vivo"} == {"upstream:In vivo"}
+
+
+def test_batches_larger_than_one_statement_can_bind(engine: Engine) -> None:
+    first = import_paths(factory(engine), [MONITOR / "trials.csv"], batch_size=5000)
+    second = import_paths(factory(engine), [MONITOR / "trials.csv"], batch_size=5000)
+    assert (first.imported, first.updated, second.imported, second.updated) == (2274, 0, 0, 2274)
+    with SqlUnitOfWork(engine, write=False) as uow:
+        assert uow.landscape.count() == 2274
+        korean = uow.landscape.search(country="KR", limit=5000)
+    assert korean
+    assert all("KR" in c.trial.countries for c in korean)

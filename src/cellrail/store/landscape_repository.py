@@ -28,6 +28,7 @@ from cellrail.landscape.ports import UpsertCounts
 from cellrail.store import tables as t
 
 PAGE = 1000
+IN_LIMIT = 1000
 _trials = t.landscape_trials
 _countries = t.landscape_trial_countries
 _update = update(_trials).where(_trials.c.registry_id == bindparam("b_registry_id"))
@@ -83,6 +84,12 @@ def _classified(row: Any, countries: Sequence[str]) -> ClassifiedTrial:
     return ClassifiedTrial(trial, Classification(Modality(row.modality), row.platform, row.cell_source, row.rule))
 
 
+def _chunks(ids: Sequence[str], size: int = IN_LIMIT) -> Iterator[Sequence[str]]:
+    """Slices of at most ``size`` ids, so no statement exceeds SQLite's limit on bound parameters."""
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
 class SqlLandscape:
     def __init__(self, connection: Connection) -> None:
         self.c = connection
@@ -92,13 +99,18 @@ class SqlLandscape:
         if not rows:
             return UpsertCounts(0, 0)
         ids = list(rows)
-        existing = set(self.c.execute(select(_trials.c.registry_id).where(_trials.c.registry_id.in_(ids))).scalars())
+        existing: set[str] = set()
+        for chunk in _chunks(ids):
+            existing.update(
+                self.c.execute(select(_trials.c.registry_id).where(_trials.c.registry_id.in_(chunk))).scalars()
+            )
         new = [_row(rows[i], imported_at) for i in ids if i not in existing]
         if new:
             self.c.execute(insert(_trials), new)
         if existing:
             stored = sorted(existing)
-            self.c.execute(delete(_countries).where(_countries.c.registry_id.in_(stored)))
+            for chunk in _chunks(stored):
+                self.c.execute(delete(_countries).where(_countries.c.registry_id.in_(chunk)))
             changed = []
             for registry_id in stored:
                 values = _row(rows[registry_id], imported_at)
