@@ -12,16 +12,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cellrail.kernel.errors import InvalidInput
 from cellrail.landscape.countries import (
     EU27,
+    TABLE,
     country_code,
     country_name,
     country_of_location,
     load_country_table,
 )
 from cellrail.landscape.importers import Rejected, detect_format, read_records
+from cellrail.landscape.importers.base import iso_date
+from cellrail.landscape.importers.ctgov_classic_csv import prose_date
 from cellrail.landscape.importers.ptjeong_csv import pandas_date
 from cellrail.landscape.model import DateKind, DatePrecision, Intervention, Trial
 
@@ -367,3 +372,25 @@ def test_country_table_errors_name_file_and_line() -> None:
     message = str(raised.value)
     assert "countries.yaml:7: countries.BE[1]: 'Austria' is already a name of AT" in message
     assert "XX is not in the country list" in message
+
+
+# --- invariants (Hypothesis) --------------------------------------------------------------------------------------
+
+ALL_NAMES = sorted(TABLE.codes)  # folded spellings
+PRECISIONS = st.sampled_from(list(DatePrecision))
+PLACE = st.text(alphabet=st.characters(categories=("Lu", "Ll"), max_codepoint=0x24F), min_size=1, max_size=12)
+
+
+@given(st.dates(min_value=date(1900, 1, 1), max_value=date(2099, 12, 31)), PRECISIONS)
+def test_registry_dates_read_back_as_the_first_day_of_their_period(day: date, precision: DatePrecision) -> None:
+    iso = {"day": day.isoformat(), "month": day.isoformat()[:7], "year": day.isoformat()[:4]}[precision.value]
+    first = {"day": day, "month": day.replace(day=1), "year": day.replace(month=1, day=1)}[precision.value]
+    assert iso_date(iso, "f") == (first, precision)
+    if precision is not DatePrecision.YEAR:
+        prose = day.strftime("%B %-d, %Y") if precision is DatePrecision.DAY else day.strftime("%B %Y")
+        assert prose_date(prose, "Start Date") == (first, precision)
+
+
+@given(PLACE, PLACE, PLACE, st.sampled_from(ALL_NAMES))
+def test_location_country_is_found_whatever_the_place_names(facility: str, city: str, state: str, name: str) -> None:
+    assert country_of_location(f"{facility}, {city}, {state}, {name}") == TABLE.codes[name]
