@@ -6,6 +6,8 @@ from dataclasses import replace
 from datetime import date
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cellrail.landscape.analytics import (
     ACADEMIC,
@@ -201,3 +203,33 @@ def test_phase_mix_keeps_combined_phases_and_not_stated() -> None:
     trials = [make("NCT1", phases=("PHASE1", "PHASE2")), make("NCT2", phases=()), make("NCT3")]
     mix = {r.group: r.trials for r in phase_mix(trials)}
     assert mix == {"PHASE1|PHASE2": 1, NOT_STATED: 1, "PHASE1": 1}
+
+
+codes = st.sampled_from(["CN", "US", "DE", "FR", "ES", "GB", "JP"])
+generated = st.builds(
+    make,
+    nct=st.just("NCT00000001"),
+    countries=st.lists(codes, max_size=4, unique=True).map(lambda c: tuple(sorted(c))),
+    start=st.one_of(st.none(), st.dates(date(2010, 1, 1), date(2028, 12, 31))),
+    kind=st.sampled_from(list(DateKind)),
+    sponsor_class=st.sampled_from([None, "INDUSTRY", "OTHER", "NIH", "NETWORK"]),
+    classification=st.sampled_from([EX_VIVO, IN_VIVO]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(generated, max_size=25))
+def test_every_trial_is_counted_and_none_is_dropped(trials: list[ClassifiedTrial]) -> None:
+    per_country = starts_by_country(trials)
+    assert sum(r.trials for r in per_country if r.geography == ALL) == len(trials)
+    assert sum(r.trials for r in per_country if not r.aggregate) == sum(max(1, len(t.trial.countries)) for t in trials)
+    assert sum(r.trials for r in per_country if r.geography == EU27_CODE) == sum(
+        1 for t in trials if set(t.trial.countries) & {"DE", "FR", "ES"}
+    )
+    lead = starts_by_lead_country(trials)
+    assert sum(r.trials for r in lead if not r.aggregate) == len(trials)
+    assert sum(r.trials for r in modality_split(trials)) == len(trials)
+    shares: dict[str, float] = {}
+    for row in sponsor_mix(trials):
+        shares[row.geography] = shares.get(row.geography, 0.0) + row.share
+    assert all(abs(total - 1.0) < 1e-9 for total in shares.values())

@@ -119,11 +119,20 @@ def _figure(title: str, source: str, traces: Iterable[Any], barmode: str | None 
     return figure
 
 
+PERCENT_COLUMNS = {"share", "change", "cagr"}
+
+
+def _shown(column: str, value: Any) -> Any:
+    """Years without a thousands separator, rates as percentages (the CSV keeps the plain numbers)."""
+    if column.endswith("year") or column.isdigit():
+        return str(value)
+    if column in PERCENT_COLUMNS and isinstance(value, float):
+        return f"{value * 100:.1f} %"
+    return value
+
+
 def _html(table: CsvTable, limit: int | None = None, caption: str = "") -> Table:
-    rows = [
-        tuple(str(v) if c == "year" or c.isdigit() else v for c, v in zip(table.columns, r, strict=True))
-        for r in table.rows[:limit]
-    ]
+    rows = [tuple(_shown(c, v) for c, v in zip(table.columns, r, strict=True)) for r in table.rows[:limit]]
     note = f"{caption} Full table: {table.name}.csv" if caption else f"Full table: {table.name}.csv"
     if limit is not None and len(table.rows) > limit:
         note += f" (top {limit} of {len(table.rows)} rows shown)"
