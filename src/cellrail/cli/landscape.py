@@ -15,7 +15,7 @@ from cellrail.cli.errors import friendly
 from cellrail.cli.store import DatabaseOption, engine_for, existing_store
 from cellrail.kernel.errors import NotFound
 from cellrail.landscape import analytics as a
-from cellrail.landscape.model import ClassifiedTrial
+from cellrail.landscape.model import ClassifiedTrial, Modality
 from cellrail.landscape.report import build_report
 from cellrail.landscape.services import describe, import_paths
 from cellrail.store.uow import SqlUnitOfWork
@@ -94,12 +94,10 @@ def summary(
         f"{facts.no_start_date:,} without a start date, {facts.no_country:,} without a country"
     )
     table = Table("geography", "actual starts", "ex vivo", "in vivo", "unclassified", title="Per-country view")
-    modality = {
-        (r.geography, r.group): r.trials
-        for r in a.modality_mix(trials, [r.geography for r in a.ranking(a.starts_by_country(trials, today))])
-    }
-    for row in a.ranking(a.starts_by_country(trials, today))[: top + 2]:
-        cells = [f"{modality.get((row.geography, m), 0):,}" for m in ("ex_vivo", "in_vivo", "unclassified")]
+    ranked = a.ranking(a.starts_by_country(trials, today))[: top + 2]  # + the ALL and EU27 rows
+    modality = {(r.geography, r.group): r.trials for r in a.modality_mix(trials, [r.geography for r in ranked])}
+    for row in ranked:
+        cells = [f"{modality.get((row.geography, m.value), 0):,}" for m in Modality]
         table.add_row(escape(row.name), f"{row.total:,}", *cells)
     console.print(table)
     console.print(
