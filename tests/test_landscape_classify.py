@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import csv
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cellrail.kernel.errors import InvalidInput
-from cellrail.landscape.classify import RULES_FILE, classify, default_rules, load_rules
+from cellrail.landscape.classify import RULES_FILE, RuleSet, classify, default_rules, load_rules
 from cellrail.landscape.model import DateKind, Intervention, Modality, Trial
 
 RULES_PATH = Path(__file__).parents[1] / "src" / RULES_FILE
+DATA = Path(__file__).parent / "data" / "ctgov"
 
 
 def trial(registry_id: str, title: str, interventions: tuple[str, ...] = (), upstream: str | None = None) -> Trial:
@@ -349,3 +353,71 @@ def test_duplicate_rule_id_and_unknown_field_are_refused() -> None:
     text = _broken("    fields: [title, interventions]\n    match: ['\\bex", "    feilds: [title]\n    match: ['\\bex")
     with pytest.raises(InvalidInput, match=r"modality_rules\[0\]\.feilds: unknown field"):
         load_rules(text, "rules.yaml")
+
+
+def _without_prefilter() -> RuleSet:
+    rules = default_rules()
+
+    def bare(group: Any) -> Any:
+        return tuple((rule, replace(compiled, needs=None)) for rule, compiled in group)
+
+    return replace(
+        rules, modality=bare(rules.modality), platform=bare(rules.platform), cell_source=bare(rules.cell_source)
+    )
+
+
+def test_the_literal_prefilter_never_changes_a_result_on_real_records() -> None:
+    bare = _without_prefilter()
+    assert all(c.needs for _, c in default_rules().modality), "every shipped modality rule has a prefilter"
+    with (DATA / "ptjeong-onc-car-t" / "2026-08-22" / "trials.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for folder in ("jesnyder-allogenic-2021",):
+        for path in sorted((DATA / folder).glob("*.csv")):
+            with path.open(encoding="utf-8", newline="") as handle:
+                rows += [
+                    {"NCTId": r["NCT Number"], "BriefTitle": r["Title"], "Interventions": r["Interventions"]}
+                    for r in csv.DictReader(handle)
+                ]
+    assert len(rows) == 2274 + 1602
+    for row in rows:
+        subject = trial(row["NCTId"], row["BriefTitle"], tuple(row["Interventions"].split("|")))
+        assert classify(subject) == classify(subject, bare), row["NCTId"]
+
+
+words = st.sampled_from(
+    [
+        "in vivo",
+        "ex vivo",
+        "CAR",
+        "car-t",
+        "CART19",
+        "AAV2",
+        "ANCA",
+        "mRNA-LNP",
+        "CD34+",
+        "Stem Cell",
+        "TIL",
+        "TCR-T",
+        "NK",
+        "UB-VV111",
+        "lentiviral",
+        "allogeneic",
+        "Auto",
+        "expansion",
+        "ſtem",
+        "K",
+        "ß",
+        "İ",
+        "-cel",
+        " ",
+        "/",
+        "-",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(words, st.text(max_size=4)), max_size=12), st.lists(words, max_size=4))
+def test_the_literal_prefilter_agrees_with_plain_regex_search(title: list[str], interventions: list[str]) -> None:
+    subject = trial("NCT00000000", "".join(title), tuple(interventions))
+    assert classify(subject) == classify(subject, _without_prefilter())

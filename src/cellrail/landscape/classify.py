@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -82,23 +82,74 @@ class RuleFile(_Strict):
     cell_source_rules: list[CellSourceRule] = []
 
 
+def _necessary(items: Any) -> frozenset[str] | None:
+    """Literal strings one of which every match of the parsed regex ``items`` must contain (casefolded), or None
+    when no such set is known. Conservative: only runs of plain literals and alternatives of them count."""
+    best: frozenset[str] | None = None
+    run = ""
+
+    def consider(candidate: frozenset[str] | None) -> None:
+        nonlocal best
+        if candidate and all(candidate) and (best is None or min(map(len, candidate)) > min(map(len, best))):
+            best = candidate
+
+    for op, argument in items:
+        name = str(op)
+        if name == "LITERAL":
+            run += chr(argument).casefold()
+            continue
+        consider(frozenset([run]) if run else None)
+        run = ""
+        if name == "SUBPATTERN":  # a group: mandatory where it stands
+            consider(_necessary(argument[3]))
+        elif name == "BRANCH":
+            alternatives = [_necessary(alternative) for alternative in argument[1]]
+            if all(a is not None for a in alternatives):
+                consider(frozenset().union(*(a for a in alternatives if a is not None)))
+    consider(frozenset([run]) if run else None)
+    return best
+
+
+def _prefilter(patterns: list[str]) -> frozenset[str] | None:
+    """Substrings one of which the casefolded text must contain for any of ``patterns`` to match (None: always
+    search). Derived from the regex parse tree; if the parser is unavailable, there is simply no prefilter."""
+    try:
+        from re import _parser  # type: ignore[attr-defined]  # CPython's own regex parser (3.11+)
+
+        needed = [_necessary(_parser.parse(p, re.IGNORECASE)) for p in patterns]
+    except Exception:  # a missing shortcut must never stop classification
+        return None
+    if any(n is None for n in needed):
+        return None
+    return frozenset().union(*(n for n in needed if n is not None))
+
+
 @dataclass(frozen=True)
 class _Compiled:
-    fields: tuple[TrialField, ...]
-    match: tuple[re.Pattern[str], ...]
-    unless: tuple[re.Pattern[str], ...]
+    """A rule's regexes merged into one alternation (one search per rule), behind a literal prefilter that skips
+    the search when the text cannot match (most rules, for most trials)."""
 
-    def hits(self, texts: dict[TrialField, str]) -> bool:
-        text = "\n".join(texts[f] for f in self.fields)
-        return any(p.search(text) for p in self.match) and not any(p.search(text) for p in self.unless)
+    fields: tuple[TrialField, ...]
+    match: re.Pattern[str]
+    unless: re.Pattern[str] | None
+    needs: frozenset[str] | None
+
+    def hits(self, texts: _Texts) -> bool:
+        if self.needs is not None:
+            folded = texts.joined(self.fields, folded=True)
+            if not any(n in folded for n in self.needs):
+                return False
+        text = texts.joined(self.fields)
+        return self.match.search(text) is not None and (self.unless is None or self.unless.search(text) is None)
+
+
+def _alternation(patterns: list[str]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
 
 
 def _compile(rule: _Rule) -> _Compiled:
-    return _Compiled(
-        tuple(rule.fields),
-        tuple(re.compile(p, re.IGNORECASE) for p in rule.match),
-        tuple(re.compile(p, re.IGNORECASE) for p in rule.unless),
-    )
+    unless = _alternation(rule.unless) if rule.unless else None
+    return _Compiled(tuple(rule.fields), _alternation(rule.match), unless, _prefilter(rule.match))
 
 
 @dataclass(frozen=True)
@@ -147,21 +198,39 @@ def default_rules() -> RuleSet:
     return load_rules(text, RULES_FILE)
 
 
-def _texts(trial: Trial) -> dict[TrialField, str]:
-    return {
-        "title": trial.title or "",
-        "interventions": "\n".join(i.name or "" for i in trial.interventions),
-        "intervention_types": "\n".join(i.type or "" for i in trial.interventions),
-        "conditions": "\n".join(c or "" for c in trial.conditions),
-        "target": trial.target or "",
-    }
+class _Texts:
+    """The trial's fields as text, each joined field combination built once per classification."""
+
+    def __init__(self, trial: Trial) -> None:
+        self.trial = trial
+        self._joined: dict[tuple[tuple[TrialField, ...], bool], str] = {}
+
+    def field(self, name: TrialField) -> str:
+        t = self.trial
+        if name == "title":
+            return t.title or ""
+        if name == "interventions":
+            return "\n".join(i.name or "" for i in t.interventions)
+        if name == "intervention_types":
+            return "\n".join(i.type or "" for i in t.interventions)
+        if name == "conditions":
+            return "\n".join(c or "" for c in t.conditions)
+        return t.target or ""
+
+    def joined(self, fields: tuple[TrialField, ...], folded: bool = False) -> str:
+        key = (fields, folded)
+        text = self._joined.get(key)
+        if text is None:
+            text = "\n".join(self.field(f) for f in fields)
+            self._joined[key] = text = text.casefold() if folded else text
+        return text
 
 
 def classify(trial: Trial, rules: RuleSet | None = None) -> Classification:
     """The modality of ``trial``: the source's own classification when the rule file keeps it, else the first
     matching modality rule; platform and cell source are filled in by their rules when still open."""
     rules = rules if rules is not None else default_rules()
-    texts = _texts(trial)
+    texts = _Texts(trial)
     modality: Modality = Modality.UNCLASSIFIED
     platform: str | None = None
     cell_source: str | None = None
