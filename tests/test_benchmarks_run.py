@@ -38,3 +38,23 @@ def test_benchmark_runs(script: str, arguments: list[str], figures: list[str], t
     assert done.returncode in (0, 1), output  # 1: a speed target missed at these tiny sizes, which is expected
     for figure in figures:
         assert figure in output, output
+
+
+SMOKE_IMPORT = ["--records", "300", "--batch", "100"]
+
+
+def test_landscape_import_benchmark_runs(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "landscape_import.py"), *SMOKE_IMPORT, "--dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
+    output = done.stdout + done.stderr
+    assert "Traceback" not in output, output
+    assert done.returncode in (0, 1), output  # 1: the speed target missed at this tiny size, which is expected
+    for figure in ("(a) import_paths", "(b) read_records alone", "(c) import_paths, classification skipped"):
+        assert figure in output, output
+    assert "(d) memory" in output, output

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from cellrail import __version__
 from cellrail.api.checkpoints import CheckpointSchedule
 from cellrail.api.errors import install_error_handlers
-from cellrail.api.routers import auth, custody, ledger, network, orders, transparency
+from cellrail.api.routers import auth, custody, landscape, ledger, network, orders, transparency
 from cellrail.api.schemas import Health
 from cellrail.kernel.clock import Clock, SystemClock
 
@@ -35,6 +35,7 @@ TAGS = [
     {"name": "custody", "description": "Custody checkpoints that do not move an order"},
     {"name": "ledger", "description": "The hash-chained custody ledger"},
     {"name": "transparency", "description": "Signed checkpoints, inclusion and consistency proofs, witnessing"},
+    {"name": "landscape", "description": "Registry analytics: cell and gene therapy trial starts (public data)"},
     {"name": "health", "description": "Liveness, without touching the store"},
 ]
 
@@ -69,7 +70,7 @@ def create_app(
     app.state.signers = dict(signers or {})
     app.state.witness_key = witness_key
     install_error_handlers(app)
-    for module in (auth, network, orders, custody, ledger, transparency):
+    for module in (auth, network, orders, custody, ledger, transparency, landscape):
         app.include_router(module.router, prefix=API_PREFIX)
 
     @app.get("/health", tags=["health"], summary="Liveness: answers without touching the store")

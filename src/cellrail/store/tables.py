@@ -171,3 +171,43 @@ witnessed = Table(
     Column("note", Text, nullable=False),
     Column("cosigned_at", UTCDateTime, nullable=False),
 )
+
+# Landscape: registry trials as imported (one row per registry id; re-importing replaces the row) with the
+# classification stored beside them. Phases, interventions and conditions are JSON text: they are always read
+# with their trial and never queried element by element. Countries are a child table, indexed, because the
+# country is the axis of the analytics and of the API's filters.
+landscape_trials = Table(
+    "landscape_trials",
+    metadata,
+    Column("registry_id", String(16), primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("phases", Text, nullable=False),
+    Column("overall_status", Text),
+    Column("start_date", Date),
+    Column("start_precision", String(8)),
+    Column("start_kind", String(12), nullable=False),
+    Column("lead_country", String(2)),
+    Column("sponsor", Text),
+    Column("sponsor_class", Text),
+    Column("interventions", Text, nullable=False),
+    Column("conditions", Text, nullable=False),
+    Column("upstream_product_type", Text),
+    Column("target", Text),
+    Column("source", String(32), nullable=False),
+    Column("snapshot", Date),
+    Column("imported_at", UTCDateTime, nullable=False),
+    Column("modality", String(16), nullable=False),
+    Column("platform", Text),
+    Column("cell_source", Text),
+    Column("rule", Text, nullable=False),
+    Index("ix_landscape_trials_start_date", "start_date"),
+    Index("ix_landscape_trials_modality", "modality"),
+)
+
+landscape_trial_countries = Table(
+    "landscape_trial_countries",
+    metadata,
+    Column("registry_id", String(16), ForeignKey("landscape_trials.registry_id"), primary_key=True),
+    Column("country", String(2), primary_key=True),
+    Index("ix_landscape_trial_countries_country", "country"),
+)

@@ -7,6 +7,7 @@ from types import TracebackType
 from sqlalchemy import Connection, Engine
 
 from cellrail.store.engine import WRITE
+from cellrail.store.landscape_repository import SqlLandscape
 from cellrail.store.repositories import (
     SqlCheckpoints,
     SqlCounters,
@@ -39,6 +40,7 @@ class SqlUnitOfWork:
         self.counters = SqlCounters(connection)
         self.checkpoints = SqlCheckpoints(connection)
         self.users = SqlUsers(connection)
+        self.landscape = SqlLandscape(connection)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:

@@ -1,0 +1,106 @@
+"""`cellrail landscape`: import registry files, write the trial-start report, print a summary."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cellrail.cli.errors import friendly
+from cellrail.cli.store import DatabaseOption, engine_for, existing_store
+from cellrail.kernel.errors import NotFound
+from cellrail.landscape import analytics as a
+from cellrail.landscape.model import ClassifiedTrial, Modality
+from cellrail.landscape.report import build_report
+from cellrail.landscape.services import describe, import_paths
+from cellrail.store.uow import SqlUnitOfWork
+
+console = Console(soft_wrap=True)
+app = typer.Typer(help="Registry analytics: where cell and gene therapy trials start.", no_args_is_help=True)
+
+
+@app.command("import")
+@friendly
+def import_(
+    paths: list[Path] = typer.Argument(..., help="ClinicalTrials.gov API v2 JSON, classic CSV or monitor CSV files"),
+    database: str | None = DatabaseOption,
+    show_rejected: int = typer.Option(20, min=0, help="How many rejected records to list"),
+) -> None:
+    """Read, classify and store trials (re-importing a trial replaces it); list the records that were rejected."""
+    engine = engine_for(database)
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True
+    ) as progress:
+        task = progress.add_task("reading records: 0", total=None)
+        result = import_paths(
+            lambda: SqlUnitOfWork(engine),
+            paths,
+            progress=lambda seen: progress.update(task, description=f"reading records: {seen:,}"),
+        )
+    engine.dispose()
+    sources = ", ".join(f"{n:,} {source}" for source, n in sorted(result.by_source.items())) or "none"
+    console.print(
+        f"[green]ok[/green] {result.imported:,} new and {result.updated:,} updated trials "
+        f"({sources}); {len(result.rejected):,} rejected"
+    )
+    for line in describe(result.rejected, show_rejected):
+        console.print(f"[yellow]rejected[/yellow] {escape(line)}", highlight=False)
+    if result.stored == 0:
+        raise typer.Exit(1)
+
+
+def _trials(database: str | None) -> list[ClassifiedTrial]:
+    engine = existing_store(database)
+    try:
+        with SqlUnitOfWork(engine, write=False) as uow:
+            trials = list(uow.landscape.load_classified_trials())
+    finally:
+        engine.dispose()
+    if not trials:
+        raise NotFound("the store holds no trials yet: run `cellrail landscape import PATH...` first")
+    return trials
+
+
+@app.command("report")
+@friendly
+def report(
+    out: Path = typer.Option(..., "--out", "-o", help="HTML file to write"),
+    database: str | None = DatabaseOption,
+    csv_dir: Path | None = typer.Option(None, help="Folder for the CSV tables (default: <out stem>-csv beside it)"),
+) -> None:
+    """Write the self-contained HTML report and one CSV file per table."""
+    trials = _trials(database)
+    written = build_report(trials, datetime.now(UTC)).write(out, csv_dir)
+    console.print(f"[green]ok[/green] report of {len(trials):,} trials: {escape(str(out))}")
+    console.print(f"    {len(written) - 1} CSV tables in {escape(str(written[-1].parent))}")
+
+
+@app.command("summary")
+@friendly
+def summary(
+    database: str | None = DatabaseOption, top: int = typer.Option(10, min=1, help="How many countries to list")
+) -> None:
+    """Actual trial starts by country (per-country view) and the ex vivo / in vivo split, in the terminal."""
+    trials = _trials(database)
+    today = datetime.now(UTC).date()
+    facts = a.overview(trials, today)
+    console.print(
+        f"{facts.trials:,} trials: {facts.actual:,} actual starts, {facts.estimated:,} estimated, "
+        f"{facts.no_start_date:,} without a start date, {facts.no_country:,} without a country"
+    )
+    table = Table("geography", "actual starts", "ex vivo", "in vivo", "unclassified", title="Per-country view")
+    ranked = a.ranking(a.starts_by_country(trials, today))[: top + 2]  # + the ALL and EU27 rows
+    modality = {(r.geography, r.group): r.trials for r in a.modality_mix(trials, [r.geography for r in ranked])}
+    for row in ranked:
+        cells = [f"{modality.get((row.geography, m.value), 0):,}" for m in Modality]
+        table.add_row(escape(row.name), f"{row.total:,}", *cells)
+    console.print(table)
+    console.print(
+        "A multinational trial counts once for each of its countries; EU-27 and 'All trials' count it once. "
+        "Modality columns count all trials of the geography, whatever their start status."
+    )

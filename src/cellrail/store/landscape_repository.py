@@ -1,0 +1,166 @@
+"""The landscape's repository (``landscape.ports.LandscapeRepository``) with SQLAlchemy Core on one connection.
+
+An upsert is a set operation per batch: one query finds which registry ids exist, new trials are inserted and
+stored ones updated with one executemany each, and the countries of the batch are replaced. Reads page by
+registry id (keyset), so reading the whole store holds one page at a time.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Select, bindparam, delete, func, insert, select, update
+
+from cellrail.landscape.model import (
+    Classification,
+    ClassifiedTrial,
+    DateKind,
+    DatePrecision,
+    Intervention,
+    Modality,
+    Trial,
+)
+from cellrail.landscape.ports import UpsertCounts
+from cellrail.store import tables as t
+
+PAGE = 1000
+IN_LIMIT = 1000
+_trials = t.landscape_trials
+_countries = t.landscape_trial_countries
+_update = update(_trials).where(_trials.c.registry_id == bindparam("b_registry_id"))
+
+
+def _row(item: ClassifiedTrial, imported_at: datetime) -> dict[str, Any]:
+    trial, classification = item.trial, item.classification
+    return {
+        "registry_id": trial.registry_id,
+        "title": trial.title,
+        "phases": orjson.dumps(trial.phases).decode(),
+        "overall_status": trial.overall_status,
+        "start_date": trial.start_date,
+        "start_precision": trial.start_precision.value if trial.start_precision else None,
+        "start_kind": trial.start_kind.value,
+        "lead_country": trial.lead_country,
+        "sponsor": trial.sponsor,
+        "sponsor_class": trial.sponsor_class,
+        "interventions": orjson.dumps([(i.type, i.name) for i in trial.interventions]).decode(),
+        "conditions": orjson.dumps(trial.conditions).decode(),
+        "upstream_product_type": trial.upstream_product_type,
+        "target": trial.target,
+        "source": trial.source,
+        "snapshot": trial.snapshot,
+        "imported_at": imported_at,
+        "modality": classification.modality.value,
+        "platform": classification.platform,
+        "cell_source": classification.cell_source,
+        "rule": classification.rule,
+    }
+
+
+def _classified(row: Any, countries: Sequence[str]) -> ClassifiedTrial:
+    trial = Trial(
+        registry_id=row.registry_id,
+        title=row.title,
+        phases=tuple(orjson.loads(row.phases)),
+        overall_status=row.overall_status,
+        start_date=row.start_date,
+        start_precision=DatePrecision(row.start_precision) if row.start_precision else None,
+        start_kind=DateKind(row.start_kind),
+        countries=tuple(countries),
+        lead_country=row.lead_country,
+        sponsor=row.sponsor,
+        sponsor_class=row.sponsor_class,
+        interventions=tuple(Intervention(kind, name) for kind, name in orjson.loads(row.interventions)),
+        conditions=tuple(orjson.loads(row.conditions)),
+        upstream_product_type=row.upstream_product_type,
+        target=row.target,
+        source=row.source,
+        snapshot=row.snapshot,
+    )
+    return ClassifiedTrial(trial, Classification(Modality(row.modality), row.platform, row.cell_source, row.rule))
+
+
+def _chunks(ids: Sequence[str], size: int = IN_LIMIT) -> Iterator[Sequence[str]]:
+    """Slices of at most ``size`` ids, so no statement exceeds SQLite's limit on bound parameters."""
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+class SqlLandscape:
+    def __init__(self, connection: Connection) -> None:
+        self.c = connection
+
+    def upsert_trials(self, batch: Sequence[ClassifiedTrial], imported_at: datetime) -> UpsertCounts:
+        rows: dict[str, ClassifiedTrial] = {item.trial.registry_id: item for item in batch}  # the last one wins
+        if not rows:
+            return UpsertCounts(0, 0)
+        ids = list(rows)
+        existing: set[str] = set()
+        for chunk in _chunks(ids):
+            existing.update(
+                self.c.execute(select(_trials.c.registry_id).where(_trials.c.registry_id.in_(chunk))).scalars()
+            )
+        new = [_row(rows[i], imported_at) for i in ids if i not in existing]
+        if new:
+            self.c.execute(insert(_trials), new)
+        if existing:
+            stored = sorted(existing)
+            for chunk in _chunks(stored):
+                self.c.execute(delete(_countries).where(_countries.c.registry_id.in_(chunk)))
+            changed = []
+            for registry_id in stored:
+                values = _row(rows[registry_id], imported_at)
+                values["b_registry_id"] = values.pop("registry_id")
+                changed.append(values)
+            self.c.execute(_update, changed)
+        countries = [{"registry_id": i, "country": code} for i in ids for code in set(rows[i].trial.countries)]
+        if countries:
+            self.c.execute(insert(_countries), countries)
+        return UpsertCounts(inserted=len(new), updated=len(existing))
+
+    def _with_countries(self, query: Select[Any]) -> list[ClassifiedTrial]:
+        rows = self.c.execute(query).all()
+        if not rows:
+            return []
+        ids = [row.registry_id for row in rows]
+        countries: dict[str, list[str]] = defaultdict(list)
+        listed = select(_countries.c.registry_id, _countries.c.country).where(_countries.c.registry_id.in_(ids))
+        for registry_id, country in self.c.execute(listed.order_by(_countries.c.registry_id, _countries.c.country)):
+            countries[registry_id].append(country)
+        return [_classified(row, countries.get(row.registry_id, ())) for row in rows]
+
+    def load_classified_trials(self) -> Iterator[ClassifiedTrial]:
+        after = ""
+        while True:
+            query = select(_trials).where(_trials.c.registry_id > after).order_by(_trials.c.registry_id).limit(PAGE)
+            page = self._with_countries(query)
+            yield from page
+            if len(page) < PAGE:
+                return
+            after = page[-1].trial.registry_id
+
+    def count(self) -> int:
+        return int(self.c.execute(select(func.count()).select_from(_trials)).scalar_one())
+
+    def get(self, registry_id: str) -> ClassifiedTrial | None:
+        found = self._with_countries(select(_trials).where(_trials.c.registry_id == registry_id))
+        return found[0] if found else None
+
+    def search(
+        self, *, country: str | None = None, modality: Modality | None = None, limit: int = 100, offset: int = 0
+    ) -> list[ClassifiedTrial]:
+        query = select(_trials).order_by(_trials.c.registry_id).limit(limit).offset(offset)
+        if country is not None:
+            with_site = select(_countries.c.registry_id).where(_countries.c.country == country.upper())
+            query = query.where(_trials.c.registry_id.in_(with_site))
+        if modality is not None:
+            query = query.where(_trials.c.modality == modality.value)
+        return self._with_countries(query)
+
+    def imported_at(self, registry_id: str) -> datetime | None:
+        query = select(_trials.c.imported_at).where(_trials.c.registry_id == registry_id)
+        return self.c.execute(query).scalar_one_or_none()

@@ -1,0 +1,160 @@
+"""The landscape store on SQLite and PostgreSQL: import through the unit of work, read back, re-import updates,
+a failing batch leaves nothing half written, and no contact data reaches the database."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select
+
+from cellrail.kernel.clock import ManualClock
+from cellrail.landscape.classify import classify
+from cellrail.landscape.importers import read_records
+from cellrail.landscape.model import Classification, ClassifiedTrial, Modality, Trial
+from cellrail.landscape.ports import LandscapeUnitOfWork
+from cellrail.landscape.services import import_paths
+from cellrail.store import tables as t
+from cellrail.store.uow import SqlUnitOfWork
+
+DATA = Path(__file__).parent / "data" / "ctgov"
+V2 = DATA / "api-v2-samples"
+SAMPLES = [V2 / "aact-fixture-NCT02552212.json", V2 / "aact-fixture-NCT02210780.json"]
+MONITOR = DATA / "ptjeong-onc-car-t" / "2026-08-22"
+WHEN = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def factory(engine: Engine) -> Any:
+    def open_uow() -> LandscapeUnitOfWork:
+        return SqlUnitOfWork(engine)
+
+    return open_uow
+
+
+def stored(engine: Engine) -> list[ClassifiedTrial]:
+    with SqlUnitOfWork(engine, write=False) as uow:
+        return list(uow.landscape.load_classified_trials())
+
+
+def test_import_and_read_back_equal_the_importer_output(engine: Engine, tmp_path: Path) -> None:
+    for sample in SAMPLES:
+        shutil.copy(sample, tmp_path / sample.name)
+    result = import_paths(factory(engine), [tmp_path], clock=ManualClock(WHEN))
+    assert (result.imported, result.updated, result.rejected) == (2, 0, [])
+    assert result.by_source == {"ctgov-v2-json": 2}
+    expected = sorted(
+        (ClassifiedTrial(r, classify(r)) for r in read_records(tmp_path) if isinstance(r, Trial)),
+        key=lambda c: c.trial.registry_id,
+    )
+    assert stored(engine) == expected
+    with SqlUnitOfWork(engine, write=False) as uow:
+        assert uow.landscape.count() == 2
+        assert uow.landscape.get("NCT02552212") == expected[1]
+        assert uow.landscape.get("NCT00000000") is None
+        assert uow.landscape.imported_at("NCT02210780") == WHEN
+        assert [c.trial.registry_id for c in uow.landscape.search(country="tw")] == ["NCT02552212"]
+        assert len(uow.landscape.search(country="US")) == 2
+        assert uow.landscape.search(modality=Modality.IN_VIVO) == []
+
+
+def _contact_strings(study: dict[str, Any]) -> set[str]:
+    """Names, phones and e-mails of every contact and official the record holds, read from the JSON by hand."""
+    module = study["protocolSection"]["contactsLocationsModule"]
+    people = list(module.get("centralContacts", [])) + list(module.get("overallOfficials", []))
+    for location in module.get("locations", []):
+        people.extend(location.get("contacts", []))
+    found: set[str] = set()
+    for person in people:
+        found.update(person[key] for key in ("name", "phone", "email") if person.get(key))
+        affiliation = person.get("affiliation", "")
+        if any(ch.isdigit() for ch in affiliation):  # e.g. "1-844-599-2273 (UCB)": a phone number
+            found.add(affiliation.split(" ")[0])
+    return found
+
+
+def test_no_contact_data_is_stored(engine: Engine, tmp_path: Path) -> None:
+    contacts: set[str] = set()
+    for sample in SAMPLES:
+        study = json.loads(sample.read_text(encoding="utf-8"))
+        # A location contact, as many CGT trials list one per site; the importer must not decode it.
+        location = study["protocolSection"]["contactsLocationsModule"]["locations"][0]
+        location["contacts"] = [{"name": "Dr. Jane Roe", "role": "CONTACT", "phone": "555-0100", "email": "j@x.org"}]
+        study["protocolSection"]["contactsLocationsModule"]["centralContacts"] = [
+            {"name": "John Doe, MD", "role": "CONTACT", "phone": "555-0199", "email": "john.doe@example.org"}
+        ]
+        contacts |= _contact_strings(study)
+        (tmp_path / sample.name).write_text(json.dumps(study), encoding="utf-8")
+    assert {"UCB Cares", "1-844-599-2273", "Dr. Jane Roe", "555-0100", "john.doe@example.org"} <= contacts
+    import_paths(factory(engine), [tmp_path, MONITOR / "trials.csv"], clock=ManualClock(WHEN))
+    dump = []
+    with engine.connect() as connection:
+        for table in (t.landscape_trials, t.landscape_trial_countries):
+            for row in connection.execute(select(table)):
+                dump.extend(str(value) for value in row)
+    text = "\n".join(dump)
+    assert "NCT02552212" in text
+    assert [c for c in contacts if c in text] == []
+    assert "redacted" not in text  # the monitor's sites.csv facilities are not stored either
+
+
+def test_reimport_updates_in_place(engine: Engine, tmp_path: Path) -> None:
+    path = tmp_path / "study.json"
+    shutil.copy(SAMPLES[1], path)
+    first = import_paths(factory(engine), [path], clock=ManualClock(WHEN))
+    again = import_paths(factory(engine), [path], clock=ManualClock(WHEN))
+    assert (first.imported, first.updated, again.imported, again.updated) == (1, 0, 0, 1)
+    study = json.loads(path.read_text(encoding="utf-8"))
+    study["protocolSection"]["identificationModule"]["briefTitle"] = "A new title"
+    study["protocolSection"]["contactsLocationsModule"]["locations"][0]["country"] = "Canada"
+    path.write_text(json.dumps(study), encoding="utf-8")
+    later = datetime(2026, 11, 26, tzinfo=UTC)
+    changed = import_paths(factory(engine), [path], clock=ManualClock(later))
+    assert (changed.imported, changed.updated) == (0, 1)
+    with SqlUnitOfWork(engine, write=False) as uow:
+        assert uow.landscape.count() == 1
+        trial = uow.landscape.get("NCT02210780")
+        assert trial is not None
+        assert trial.trial.title == "A new title"
+        assert trial.trial.countries == ("CA", "US")
+        assert uow.landscape.imported_at("NCT02210780") == later
+
+
+def test_a_failing_batch_leaves_whole_batches_only_and_a_rerun_completes(engine: Engine) -> None:
+    calls = 0
+
+    def failing(trial: Trial) -> Classification:
+        nonlocal calls
+        calls += 1
+        if calls == 250:
+            raise RuntimeError("classifier crashed")
+        return classify(trial)
+
+    with pytest.raises(RuntimeError, match="classifier crashed"):
+        import_paths(factory(engine), [MONITOR / "trials.csv"], classify=failing, batch_size=100)
+    with SqlUnitOfWork(engine, write=False) as uow:
+        assert uow.landscape.count() == 200  # two whole batches; the third never reached the store
+    rerun = import_paths(factory(engine), [MONITOR / "trials.csv"], batch_size=1000)
+    assert (rerun.imported, rerun.updated) == (2274 - 200, 200)
+    loaded = stored(engine)
+    assert len(loaded) == 2274
+    assert [c.trial.registry_id for c in loaded] == sorted({c.trial.registry_id for c in loaded})
+    by_id = {c.trial.registry_id: c.trial for c in loaded}
+    for record in read_records(MONITOR / "trials.csv"):
+        assert isinstance(record, Trial)
+        assert by_id[record.registry_id] == record
+    assert {c.classification.rule for c in loaded if c.trial.upstream_product_type == "In vivo"} == {"upstream:In vivo"}
+
+
+def test_batches_larger_than_one_statement_can_bind(engine: Engine) -> None:
+    first = import_paths(factory(engine), [MONITOR / "trials.csv"], batch_size=5000)
+    second = import_paths(factory(engine), [MONITOR / "trials.csv"], batch_size=5000)
+    assert (first.imported, first.updated, second.imported, second.updated) == (2274, 0, 0, 2274)
+    with SqlUnitOfWork(engine, write=False) as uow:
+        assert uow.landscape.count() == 2274
+        korean = uow.landscape.search(country="KR", limit=5000)
+    assert korean
+    assert all("KR" in c.trial.countries for c in korean)
