@@ -671,7 +671,8 @@ def test_health_docs_and_openapi(client: TestClient) -> None:
     assert "swagger-ui" in docs.text
     spec = client.get("/openapi.json").json()
     operations = [(path, method, op) for path, item in spec["paths"].items() for method, op in item.items()]
-    assert len(operations) == 19  # eighteen under /api/v1 (six of them transparency), and /health
+    # /health, and under /api/v1: eighteen of the rail (six of them transparency) and seven of the landscape
+    assert len(operations) == 26
     for path, method, op in operations:
         assert op.get("summary"), (path, method)
         assert op.get("tags"), (path, method)
