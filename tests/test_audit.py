@@ -299,11 +299,12 @@ def test_checkpoints_of_a_journey_across_two_sites_verify(engine: Engine, clock:
 
 def test_a_tampered_tree_node_is_never_signed(site: Site) -> None:
     before = {log: site.history(log) for log in (H_A, H_B, HUB, NETWORK)}
-    # The hub's checkpoint of size 3 covers leaves 0-2; leaf 2 is a frontier node the next append builds on.
+    # The hub's checkpoint of size 3 covers leaves 0-2; the node over leaves 0-1 is a frontier node the next
+    # append builds on.
     with site.engine.begin() as connection:
         guards_off(connection, "merkle_nodes")
         changed = connection.execute(
-            text("UPDATE merkle_nodes SET hash = :h WHERE log = :l AND level = 0 AND idx = 2"),
+            text("UPDATE merkle_nodes SET hash = :h WHERE log = :l AND level = 1 AND idx = 0"),
             {"h": hashlib.sha256(b"forged").digest(), "l": HUB},
         )
         assert changed.rowcount == 1

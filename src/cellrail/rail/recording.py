@@ -1,8 +1,9 @@
 """Writing to the custody ledger: the only path by which any event is stored.
 
 Each event goes to the log of the site where it happened (origin ``cellrail/<network>/<node>``), is chained to
-that log's previous event, and becomes the next leaf of the log's RFC 9162 Merkle tree; the tree's new nodes
-are written in the same transaction, so roots and proofs never need a rebuild.
+that log's previous event, and becomes the next leaf of the log's RFC 9162 Merkle tree; the tree's new inner
+nodes are written in the same transaction, so roots and proofs never need a rebuild. (Leaves are not stored as
+nodes: each is the hash of its event's stored bytes.)
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def record(uow: UnitOfWork, clock: Clock, *events: CustodyEvent) -> list[LedgerE
         tree = trees[log]
         for level, index, digest in nodes_to_store(size, leaf_hash(body), lookups[log]):
             tree[(level, index)] = digest
-            nodes.append((log, level, index, digest))
+            if level:  # leaves are not stored: the store derives them from the event bytes
+                nodes.append((log, level, index, digest))
     uow.ledger.append(entries, events, nodes)
     return entries
 

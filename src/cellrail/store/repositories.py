@@ -18,6 +18,7 @@ from cellrail.rail.network import Network, load_network
 from cellrail.rail.orders import Order, OrderState
 from cellrail.rail.ports import PatientRecord, Slot, StoredCheckpoint, TreeNode, UserRecord
 from cellrail.store import tables as t
+from cellrail.transparency.verifier import leaf_hash
 
 
 @lru_cache(maxsize=8)
@@ -221,17 +222,23 @@ class SqlLedger:
             )
 
     def subtrees(self, log: str, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-        """Stored perfect-subtree hashes of ``log`` at (level, index) ``keys``.
+        """Perfect-subtree hashes of ``log`` at (level, index) ``keys``.
 
-        Grouped by level: ``log = ? AND level = ? AND idx IN (...)`` is a primary-key search per index on both
-        engines. (A row-value ``(level, idx) IN (...)``, or an ``OR`` of three keys or more, made SQLite's planner
-        search on ``log`` alone and scan every node of the log, so each lookup grew with the log.)
+        Leaves (level 0) are not stored as nodes: leaf ``i`` is SHA-256(0x00 ‖ body of event i+1), computed from
+        the stored event bytes, which stay the single copy of the truth (and each append writes one row fewer).
+        Higher levels are read grouped by level: ``log = ? AND level = ? AND idx IN (...)`` is a primary-key
+        search per index on both engines. (A row-value ``(level, idx) IN (...)``, or an ``OR`` of three keys or
+        more, made SQLite's planner search on ``log`` alone and scan every node of the log.)
         """
         by_level: dict[int, list[int]] = {}
         for level, index in keys:
             by_level.setdefault(level, []).append(index)
-        nodes = t.merkle_nodes.c
         found: dict[tuple[int, int], bytes] = {}
+        leaves = by_level.pop(0, None)
+        if leaves:
+            bodies = self.entries(log, [index + 1 for index in leaves])
+            found.update(((0, seq - 1), leaf_hash(body)) for seq, body in bodies.items())
+        nodes = t.merkle_nodes.c
         for level, indexes in by_level.items():
             for start in range(0, len(indexes), _SUBTREE_KEYS_PER_QUERY):
                 chunk = indexes[start : start + _SUBTREE_KEYS_PER_QUERY]

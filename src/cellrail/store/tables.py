@@ -138,7 +138,8 @@ ledger_events = Table(
     Index("ix_ledger_events_order", "order_coi"),
 )
 
-# RFC 9162 tree of each log: the hash of every perfect subtree (leaves at level 0), written with its events.
+# RFC 9162 tree of each log: the hash of every perfect subtree above the leaves, written with its events (a leaf
+# is SHA-256(0x00 ‖ event body), derived from ledger_events, so it is not stored twice).
 merkle_nodes = Table(
     "merkle_nodes",
     metadata,
