@@ -7,7 +7,7 @@ Times are days since the start of the simulation; NaN means "did not happen". Pa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 import numpy as np
@@ -60,6 +60,9 @@ class RunOutput:
     capacity: NDArray[np.int32]  # servers (chairs, units, beds) of each row
     busy: NDArray[np.float64]  # (R, D) servers in use at the end of day d
     queue: NDArray[np.float64]  # (R, D) patients waiting for that resource at the end of day d
+    # added by the engine: the patient's number within its hospital (referral order); with ``hospital`` it names
+    # the same patient in two scenarios run with common random numbers
+    number: NDArray[np.int32] = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
 
     @property
     def patients(self) -> int:

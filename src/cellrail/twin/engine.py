@@ -1,0 +1,637 @@
+# mypy: disable-error-code="no-untyped-def, no-untyped-call"
+"""The engine: a discrete-event simulation of every patient's journey, compiled by Numba into one loop.
+
+One event heap (time, then insertion order, so ties are deterministic), FIFO queues per resource kept as linked
+lists with lazy removal of patients lost while waiting, and calendars as weekday masks. Referrals are generated
+first (per hospital, from that hospital's own counter-based stream), sorted, and fed into the loop in time order.
+The semantics are documented in docs/validation.md; ``simulate`` turns the arrays into a :class:`RunOutput`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from cellrail.twin.compile import Compiled, compile_scenario
+from cellrail.twin.output import RunOutput
+from cellrail.twin.sampling import mix, sample, splitmix64, uniform01
+
+# Events on the heap (arrivals are fed from a sorted array, not the heap)
+JOIN, JOIN_SITE, DONE, RELEASE, LOSS, ABANDON, WAKE = 0, 1, 2, 3, 4, 5, 6
+APHERESIS, MANUFACTURING, INFUSION = 0, 1, 2
+TREATED, LOST, FAILED, IN_PROGRESS = 0, 1, 2, 3
+# Draw slots of a patient's stream (attempt a of manufacturing uses 8 + 4a, 9 + 4a, 10 + 4a)
+S_PATIENCE, S_BRIDGING, S_WORKUP, S_SESSION, S_CRYO, S_BED, S_RUN, S_QC, S_OOS = 0, 1, 2, 3, 4, 5, 8, 9, 10
+MORNING = 8.0 / 24.0  # a closed resource or courier starts at 08:00 of its next open day
+_ARRIVAL_TAG = 0x41525249
+
+
+@njit(cache=True)
+def is_open(t: float, mask: int) -> bool:  # pragma: no cover - compiled
+    return bool(((mask >> (np.int64(math.floor(t)) % 7)) & 1) == 1)
+
+
+@njit(cache=True)
+def next_open(t: float, mask: int) -> float:  # pragma: no cover - compiled
+    """``t`` itself on an open weekday, else 08:00 of the next open one (day 0 is a Monday)."""
+    if is_open(t, mask):
+        return t
+    day = math.floor(t)
+    for ahead in range(1, 8):
+        if ((mask >> (np.int64(day + ahead) % 7)) & 1) == 1:
+            return day + ahead + MORNING
+    return math.inf
+
+
+@njit(cache=True)
+def _push(ht, hs, hty, hp, ha, st, t, ty, p, a):  # pragma: no cover
+    i = st[0]
+    st[0] += 1
+    seq = st[1]
+    st[1] += 1
+    while i > 0:
+        parent = (i - 1) >> 1
+        if ht[parent] < t or (ht[parent] == t and hs[parent] < seq):
+            break
+        ht[i], hs[i], hty[i], hp[i], ha[i] = ht[parent], hs[parent], hty[parent], hp[parent], ha[parent]
+        i = parent
+    ht[i], hs[i], hty[i], hp[i], ha[i] = t, seq, ty, p, a
+
+
+@njit(cache=True)
+def _pop(ht, hs, hty, hp, ha, st):  # pragma: no cover
+    t, ty, p, a = ht[0], hty[0], hp[0], ha[0]
+    st[0] -= 1
+    n = st[0]
+    if n > 0:
+        lt, ls, lty, lp, la = ht[n], hs[n], hty[n], hp[n], ha[n]
+        i = 0
+        while True:
+            c = 2 * i + 1
+            if c >= n:
+                break
+            if c + 1 < n and (ht[c + 1] < ht[c] or (ht[c + 1] == ht[c] and hs[c + 1] < hs[c])):
+                c += 1
+            if lt < ht[c] or (lt == ht[c] and ls < hs[c]):
+                break
+            ht[i], hs[i], hty[i], hp[i], ha[i] = ht[c], hs[c], hty[c], hp[c], ha[c]
+            i = c
+        ht[i], hs[i], hty[i], hp[i], ha[i] = lt, ls, lty, lp, la
+    return t, ty, p, a
+
+
+@njit(cache=True)
+def _referrals(seed_key, horizon, hosp_key, rate, amp, peak, sched_start, sched_time):  # pragma: no cover
+    """Referral times per hospital (Poisson with seasonality by thinning, plus scheduled ones), numbered in time
+    order within each hospital, then sorted globally (stable)."""
+    n_h = hosp_key.shape[0]
+    cap = 16
+    for h in range(n_h):
+        mean = rate[h] * (1.0 + amp[h]) * horizon
+        cap += int(mean + 10.0 * math.sqrt(mean) + 10.0) + (sched_start[h + 1] - sched_start[h])
+    times = np.empty(cap, np.float64)
+    hosp = np.empty(cap, np.int64)
+    number = np.empty(cap, np.int64)
+    n = 0
+    for h in range(n_h):
+        first = n
+        key = mix(splitmix64(hosp_key[h] ^ seed_key), _ARRIVAL_TAG)
+        top = rate[h] * (1.0 + amp[h])
+        if top > 0.0:
+            t = 0.0
+            k = 0
+            while True:
+                t += -math.log(uniform01(key, 2 * k)) / top
+                if t > horizon:
+                    break
+                accept = True
+                if amp[h] > 0.0:
+                    here = rate[h] * (1.0 + amp[h] * math.cos(2.0 * math.pi * (t - peak[h]) / 365.0))
+                    accept = uniform01(key, 2 * k + 1) * top <= here
+                k += 1
+                if accept:
+                    if n >= cap:
+                        grown = cap * 2
+                        times2 = np.empty(grown, np.float64)
+                        hosp2 = np.empty(grown, np.int64)
+                        number2 = np.empty(grown, np.int64)
+                        times2[:n] = times[:n]
+                        hosp2[:n] = hosp[:n]
+                        number2[:n] = number[:n]
+                        times, hosp, number, cap = times2, hosp2, number2, grown
+                    times[n] = t
+                    hosp[n] = h
+                    n += 1
+        for j in range(sched_start[h], sched_start[h + 1]):
+            if sched_time[j] <= horizon:
+                times[n] = sched_time[j]
+                hosp[n] = h
+                n += 1
+        local = np.argsort(times[first:n], kind="mergesort")
+        block = times[first:n][local].copy()
+        times[first:n] = block
+        for i in range(n - first):
+            number[first + i] = i
+    order = np.argsort(times[:n], kind="mergesort")
+    return times[:n][order].copy(), hosp[:n][order].copy(), number[:n][order].copy()
+
+
+@njit(cache=True)
+def _travel(t, start, end, legs, leg_days, leg_mask, leg_cost):  # pragma: no cover
+    cost = 0.0
+    for i in range(start, end):
+        leg = legs[i]
+        t = next_open(t, leg_mask[leg]) + leg_days[leg]
+        cost += leg_cost[leg]
+    return t, cost
+
+
+@njit(cache=True)
+def _wait_estimate(r, busy, qlive, res_cap, res_mean):  # pragma: no cover
+    ahead = qlive[r] + busy[r] - res_cap[r] + 1
+    if ahead <= 0:
+        return 0.0
+    return ahead * res_mean[r] / res_cap[r]
+
+
+@njit(cache=True)
+def _kernel(  # pragma: no cover - compiled
+    seed,
+    horizon,
+    days,
+    hosp_key,
+    hosp_rate,
+    hosp_amp,
+    hosp_peak,
+    sched_start,
+    sched_time,
+    hosp_aph,
+    hosp_inf,
+    cand_start,
+    cand_site,
+    cand_out_start,
+    cand_back_start,
+    out_legs,
+    back_legs,
+    leg_days,
+    leg_mask,
+    leg_cost,
+    res_kind,
+    res_cap,
+    res_mask,
+    res_site,
+    res_dist,
+    res_par,
+    res_mean,
+    site_start,
+    site_res,
+    proc_dist,
+    proc_par,
+    cryo,
+    oos,
+    re_oos,
+    max_attempts,
+    hazard,
+    scope,
+    b_share,
+    b_hr,
+    routing,
+    overflow_q,
+):
+    seed_key = splitmix64(np.uint64(seed))
+    arr, hosp, number = _referrals(seed_key, horizon, hosp_key, hosp_rate, hosp_amp, hosp_peak, sched_start, sched_time)
+    n_p = arr.shape[0]
+    n_r = res_cap.shape[0]
+    nan = np.nan
+    # per patient
+    pkey = np.empty(n_p, np.uint64)
+    apheresis = np.full(n_p, nan)
+    site = np.full(n_p, -1, np.int64)
+    m_start = np.full(n_p, nan)
+    release = np.full(n_p, nan)
+    infusion = np.full(n_p, nan)
+    ended = np.full(n_p, nan)
+    attempts = np.zeros(n_p, np.int64)
+    outcome = np.full(n_p, IN_PROGRESS, np.int64)
+    bridged = np.zeros(n_p, np.bool_)
+    t_cost = np.zeros(n_p, np.float64)
+    bed = np.zeros(n_p, np.float64)
+    patience = np.full(n_p, math.inf)
+    cand = np.full(n_p, -1, np.int64)
+    waiting = np.full(n_p, -1, np.int64)
+    token = np.zeros(n_p, np.int64)
+    q_next = np.full(n_p, -1, np.int64)
+    # per resource
+    busy = np.zeros(n_r, np.int64)
+    qlive = np.zeros(n_r, np.int64)
+    q_head = np.full(n_r, -1, np.int64)
+    q_tail = np.full(n_r, -1, np.int64)
+    wake = np.zeros(n_r, np.bool_)
+    s_busy = np.zeros((n_r, days), np.float64)
+    s_queue = np.zeros((n_r, days), np.float64)
+    # event heap: at most one flow event and one loss event per patient, one wake-up per resource
+    size = 2 * n_p + n_r + 8
+    ht = np.empty(size, np.float64)
+    hs = np.empty(size, np.int64)
+    hty = np.empty(size, np.int64)
+    hp = np.empty(size, np.int64)
+    ha = np.empty(size, np.int64)
+    st = np.zeros(2, np.int64)
+    joins = np.empty(4, np.int64)  # scratch: resources to dispatch after a step
+
+    ai = 0
+    day = 0
+    while True:
+        if ai < n_p and (st[0] == 0 or arr[ai] <= ht[0]):
+            t = arr[ai]
+            ty = -1
+            p = ai
+            a = 0
+            ai += 1
+        elif st[0] > 0:
+            t, ty, p, a = _pop(ht, hs, hty, hp, ha, st)
+        else:
+            break
+        if t > horizon:
+            break
+        while day < days and day + 1 <= t:
+            for r in range(n_r):
+                s_busy[r, day] = busy[r]
+                s_queue[r, day] = qlive[r]
+            day += 1
+        n_join = 0
+        if ty == -1:  # referral: draw the patient's fixed traits, start the work-up
+            h = hosp[p]
+            pkey[p] = mix(splitmix64(hosp_key[h] ^ seed_key), number[p] + 1)
+            bridged[p] = uniform01(pkey[p], S_BRIDGING) < b_share
+            rate = hazard * (b_hr if bridged[p] else 1.0)
+            if rate > 0.0:
+                patience[p] = -math.log(uniform01(pkey[p], S_PATIENCE)) / rate
+            if scope == 0 and t + patience[p] <= horizon:
+                _push(ht, hs, hty, hp, ha, st, t + patience[p], LOSS, p, 0)
+            w = sample(proc_dist[0], proc_par[0, 0], proc_par[0, 1], proc_par[0, 2], pkey[p], S_WORKUP)
+            _push(ht, hs, hty, hp, ha, st, t + w, JOIN, p, hosp_aph[h])
+            continue
+        if ty == WAKE:
+            wake[a] = False
+            joins[0] = a
+            n_join = 1
+        elif ty in (LOSS, ABANDON):
+            if outcome[p] != IN_PROGRESS or (ty == ABANDON and (waiting[p] < 0 or token[p] != a)):
+                continue
+            outcome[p] = LOST
+            ended[p] = t
+            if waiting[p] >= 0:
+                qlive[waiting[p]] -= 1
+                waiting[p] = -1
+            continue
+        elif ty == DONE:
+            busy[a] -= 1
+            joins[0] = a
+            n_join = 1
+            if outcome[p] == IN_PROGRESS:
+                kind = res_kind[a]
+                if kind == APHERESIS:
+                    apheresis[p] = t
+                    h = hosp[p]
+                    c = _choose(
+                        h,
+                        t,
+                        cand_start,
+                        cand_site,
+                        cand_out_start,
+                        out_legs,
+                        leg_days,
+                        leg_mask,
+                        leg_cost,
+                        site_start,
+                        site_res,
+                        res_mask,
+                        busy,
+                        qlive,
+                        res_cap,
+                        res_mean,
+                        routing,
+                        overflow_q,
+                    )
+                    cand[p] = c
+                    there, cost = _travel(
+                        t, cand_out_start[c], cand_out_start[c + 1], out_legs, leg_days, leg_mask, leg_cost
+                    )
+                    t_cost[p] += cost
+                    _push(ht, hs, hty, hp, ha, st, there, JOIN_SITE, p, cand_site[c])
+                elif kind == MANUFACTURING:
+                    k = attempts[p] - 1
+                    qc = sample(proc_dist[1], proc_par[1, 0], proc_par[1, 1], proc_par[1, 2], pkey[p], S_QC + 4 * k)
+                    _push(ht, hs, hty, hp, ha, st, t + qc, RELEASE, p, k)
+        elif ty == RELEASE:
+            if outcome[p] != IN_PROGRESS:
+                continue
+            chance = oos if a == 0 else re_oos
+            if uniform01(pkey[p], S_OOS + 4 * a) < chance:
+                if attempts[p] < max_attempts:
+                    joins[0] = _platform(site[p], site_start, site_res, busy, qlive, res_cap, res_mean)
+                    n_join = _enter(
+                        joins[0],
+                        p,
+                        t,
+                        waiting,
+                        qlive,
+                        q_head,
+                        q_tail,
+                        q_next,
+                        token,
+                        scope,
+                        res_kind,
+                        patience,
+                        horizon,
+                        ht,
+                        hs,
+                        hty,
+                        hp,
+                        ha,
+                        st,
+                    )
+                else:
+                    outcome[p] = FAILED
+                    ended[p] = t
+                    continue
+            else:
+                release[p] = t
+                out = t
+                if cryo:
+                    out += sample(proc_dist[2], proc_par[2, 0], proc_par[2, 1], proc_par[2, 2], pkey[p], S_CRYO)
+                c = cand[p]
+                back, cost = _travel(
+                    out, cand_back_start[c], cand_back_start[c + 1], back_legs, leg_days, leg_mask, leg_cost
+                )
+                t_cost[p] += cost
+                _push(ht, hs, hty, hp, ha, st, back, JOIN, p, hosp_inf[hosp[p]])
+                continue
+        elif ty in (JOIN, JOIN_SITE):
+            if outcome[p] != IN_PROGRESS:
+                continue
+            r = a
+            if ty == JOIN_SITE:
+                r = _platform(a, site_start, site_res, busy, qlive, res_cap, res_mean)
+            joins[0] = r
+            n_join = _enter(
+                r,
+                p,
+                t,
+                waiting,
+                qlive,
+                q_head,
+                q_tail,
+                q_next,
+                token,
+                scope,
+                res_kind,
+                patience,
+                horizon,
+                ht,
+                hs,
+                hty,
+                hp,
+                ha,
+                st,
+            )
+        for j in range(n_join):
+            r = joins[j]
+            # dispatch: start the first live patients in the FIFO queue while servers are free and the node is open
+            while busy[r] < res_cap[r] and qlive[r] > 0:
+                if not is_open(t, res_mask[r]):
+                    if not wake[r]:
+                        wake[r] = True
+                        _push(ht, hs, hty, hp, ha, st, next_open(t, res_mask[r]), WAKE, 0, r)
+                    break
+                q = q_head[r]
+                while waiting[q] != r:  # lazily drop patients lost while waiting
+                    q = q_next[q]
+                q_head[r] = q_next[q]
+                if q_head[r] == -1:
+                    q_tail[r] = -1
+                q_next[q] = -1
+                waiting[q] = -1
+                qlive[r] -= 1
+                busy[r] += 1
+                kind = res_kind[r]
+                if kind == APHERESIS:
+                    slot = S_SESSION
+                elif kind == INFUSION:
+                    slot = S_BED
+                else:
+                    slot = S_RUN + 4 * attempts[q]
+                dur = sample(res_dist[r], res_par[r, 0], res_par[r, 1], res_par[r, 2], pkey[q], slot)
+                if kind == MANUFACTURING:
+                    if attempts[q] == 0:
+                        m_start[q] = t
+                    attempts[q] += 1
+                    site[q] = res_site[r]
+                elif kind == INFUSION:
+                    infusion[q] = t
+                    outcome[q] = TREATED
+                    ended[q] = t
+                    bed[q] = dur
+                _push(ht, hs, hty, hp, ha, st, t + dur, DONE, q, r)
+    while day < days:
+        for r in range(n_r):
+            s_busy[r, day] = busy[r]
+            s_queue[r, day] = qlive[r]
+        day += 1
+    return (
+        hosp,
+        number,
+        arr,
+        apheresis,
+        site,
+        m_start,
+        release,
+        infusion,
+        ended,
+        attempts,
+        outcome,
+        bridged,
+        t_cost,
+        bed,
+        s_busy,
+        s_queue,
+    )
+
+
+@njit(cache=True)
+def _enter(
+    r,
+    p,
+    t,
+    waiting,
+    qlive,
+    q_head,
+    q_tail,
+    q_next,
+    token,
+    scope,
+    res_kind,
+    patience,
+    horizon,
+    ht,
+    hs,
+    hty,
+    hp,
+    ha,
+    st,
+):  # pragma: no cover - compiled
+    """Put patient ``p`` at the back of resource ``r``'s queue; returns 1 (one resource to dispatch)."""
+    if q_tail[r] == -1:
+        q_head[r] = p
+    else:
+        q_next[q_tail[r]] = p
+    q_tail[r] = p
+    q_next[p] = -1
+    waiting[p] = r
+    qlive[r] += 1
+    if scope == 1 and res_kind[r] == MANUFACTURING and t + patience[p] <= horizon:
+        token[p] += 1
+        _push(ht, hs, hty, hp, ha, st, t + patience[p], ABANDON, p, token[p])
+    return 1
+
+
+@njit(cache=True)
+def _platform(s, site_start, site_res, busy, qlive, res_cap, res_mean):  # pragma: no cover
+    """The platform of site ``s`` a product joins: the first with a free unit and no queue, else the shortest
+    expected wait."""
+    best = site_res[site_start[s]]
+    best_wait = math.inf
+    for i in range(site_start[s], site_start[s + 1]):
+        r = site_res[i]
+        w = _wait_estimate(r, busy, qlive, res_cap, res_mean)
+        if w < best_wait:
+            best, best_wait = r, w
+    return best
+
+
+@njit(cache=True)
+def _choose(
+    h,
+    t,
+    cand_start,
+    cand_site,
+    cand_out_start,
+    out_legs,
+    leg_days,
+    leg_mask,
+    leg_cost,
+    site_start,
+    site_res,
+    res_mask,
+    busy,
+    qlive,
+    res_cap,
+    res_mean,
+    routing,
+    overflow_q,
+):  # pragma: no cover
+    """The candidate a hospital sends a collection to (primary; overflow; or earliest expected start)."""
+    first = cand_start[h]
+    last = cand_start[h + 1]
+    if last - first == 1 or routing == 0:
+        return first
+    if routing == 1:
+        s = cand_site[first]
+        backlog = 0
+        for i in range(site_start[s], site_start[s + 1]):
+            backlog += qlive[site_res[i]]
+        if backlog < overflow_q:
+            return first
+    best = first
+    best_start = math.inf
+    for c in range(first, last):
+        there, _ = _travel(t, cand_out_start[c], cand_out_start[c + 1], out_legs, leg_days, leg_mask, leg_cost)
+        s = cand_site[c]
+        for i in range(site_start[s], site_start[s + 1]):
+            r = site_res[i]
+            start = next_open(there, res_mask[r]) + _wait_estimate(r, busy, qlive, res_cap, res_mean)
+            if start < best_start:
+                best, best_start = c, start
+    return best
+
+
+def simulate(compiled: Compiled, seed: int) -> RunOutput:
+    """One replication. Same compiled scenario and seed -> bit-identical output."""
+    c = compiled
+    if seed < 0:
+        raise ValueError("seed must be >= 0")
+    out = _kernel(
+        np.int64(seed), c.horizon, np.int64(c.days), c.hosp_key, c.hosp_rate, c.hosp_amp, c.hosp_peak,
+        c.sched_start, c.sched_time, c.hosp_aph, c.hosp_inf, c.cand_start, c.cand_site, c.cand_out_start,
+        c.cand_back_start, c.out_legs, c.back_legs, c.leg_days, c.leg_mask, c.leg_cost, c.res_kind, c.res_cap,
+        c.res_mask, c.res_site, c.res_dist, c.res_par, c.res_mean, c.site_start, c.site_res, c.proc_dist,
+        c.proc_par, c.cryo, c.oos, c.re_oos, np.int64(c.max_attempts), c.hazard, np.int64(c.scope),
+        c.bridging_share, c.bridging_hr, np.int64(c.routing), np.int64(c.overflow_queue),
+    )  # fmt: skip
+    hosp, number, arr, aph, site, m_start, release, infusion, ended, attempts, outcome, bridged, cost, bed, sb, sq = out
+    return RunOutput(
+        seed=seed,
+        horizon_days=c.horizon,
+        warmup_days=c.warmup,
+        hospitals=c.hospitals,
+        sites=c.sites,
+        hospital=hosp.astype(np.int32),
+        arrival=arr,
+        apheresis=aph,
+        site=site.astype(np.int32),
+        manufacture_start=m_start,
+        release=release,
+        infusion=infusion,
+        ended=ended,
+        attempts=attempts.astype(np.int32),
+        outcome=outcome.astype(np.int8),
+        bridged=bridged,
+        transport_cost=cost,
+        bed_days=bed,
+        resource_node=c.resource_node,
+        resource_kind=c.res_kind.astype(np.int8),
+        capacity=c.res_cap.astype(np.int32),
+        busy=sb,
+        queue=sq,
+        number=number.astype(np.int32),
+    )
+
+
+WARM_UP_SCENARIO = """\
+network: {id: warm-up, name: Warm-up}
+nodes:
+  - id: h-a
+    name: Hospital A
+    kind: hospital
+    fin: A1001
+    location: {city: Basel, country: CH, latitude: 47.56, longitude: 7.59}
+    capabilities: {apheresis_chairs: 1, infusion_beds: 2}
+  - id: hub
+    name: Hub
+    kind: regional_hub
+    fin: A1002
+    location: {city: Basel, country: CH, latitude: 47.56, longitude: 7.59}
+    capabilities:
+      qc_lab: true
+      manufacturing: [{platform: P, units: 2, run_days: 7}]
+lanes:
+  - {from: h-a, to: hub, transport_hours: 3}
+demand:
+  horizon_days: 60
+  warmup_days: 0
+  hospitals: {h-a: {patients_per_year: 50}}
+"""
+
+
+def warm_up() -> float:
+    """Compile (or load from Numba's cache) the kernel on a tiny scenario; returns the seconds it took."""
+    import time
+
+    from cellrail.twin.scenario import scenario_from_text
+
+    started = time.perf_counter()
+    simulate(compile_scenario(scenario_from_text(WARM_UP_SCENARIO, "<warm-up>")), 0)
+    return time.perf_counter() - started
