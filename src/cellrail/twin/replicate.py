@@ -1,0 +1,219 @@
+"""Many independent replications of one scenario, on local cores or a Ray cluster, with the same answer either way.
+
+Replication k always runs with the seed derived from ``(seed, k)`` by numpy's SeedSequence, whatever the engine,
+the number of workers or the chunking, and results are gathered in replication order. So a run can be repeated
+exactly, moved from a laptop to a cluster, and two scenarios can share their random numbers (see compare.py).
+
+Workers return compact summaries (metrics.Summary, a few kilobytes) plus the daily resource series, which are
+averaged here in replication order; only replication 0 comes back whole, for per-patient tables and charts.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from multiprocessing import get_context
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from cellrail.kernel.errors import InvalidInput
+from cellrail.twin.metrics import Summary, cost_rates, summarize
+from cellrail.twin.output import RunOutput
+
+Engine = Literal["local", "ray"]
+Progress = Callable[[int, int], None]  # (replications done, replications in all)
+FloatArray = NDArray[np.float64]
+_CHUNKS_PER_WORKER = 4  # enough to balance uneven replications, few enough to amortize each task's overhead
+
+
+@dataclass(frozen=True)
+class Replicated:
+    """What a worker sends back for one replication."""
+
+    summary: Summary
+    busy: NDArray[np.float32]  # (R, D) daily series; small integers, exact in float32
+    queue: NDArray[np.float32]
+    output: RunOutput | None  # only for replication 0
+
+
+@dataclass(frozen=True)
+class Replications:
+    """All replications of one scenario: their summaries in order, replication 0 whole, mean daily series."""
+
+    seed: int
+    seeds: tuple[int, ...]
+    summaries: tuple[Summary, ...]
+    first: RunOutput
+    busy_mean: FloatArray  # (R, D) mean over replications of servers in use at the end of each day
+    queue_mean: FloatArray  # (R, D) mean over replications of patients waiting at the end of each day
+    currency: str
+    engine: str
+    workers: int
+    elapsed_seconds: float
+
+    @property
+    def replications(self) -> int:
+        return len(self.summaries)
+
+    def values(self, metric: str) -> FloatArray:
+        """One network-wide metric, one value per replication (in replication order)."""
+        return np.array([s.metrics[metric] for s in self.summaries], dtype=np.float64)
+
+    def hospital_values(self, metric: str) -> FloatArray:
+        """(replications, hospitals) values of one per-hospital metric."""
+        return np.stack([s.by_hospital[metric] for s in self.summaries])
+
+
+def replication_seeds(seed: int, replications: int) -> list[int]:
+    """Seed of replication k: an independent stream spawned from ``seed`` (63 bits, fits a signed int64)."""
+    if seed < 0:
+        raise InvalidInput.one("seed", "must be zero or a positive integer")
+    return [
+        int(np.random.SeedSequence(seed, spawn_key=(k,)).generate_state(1, np.uint64)[0] >> np.uint64(1))
+        for k in range(replications)
+    ]
+
+
+# One compiled scenario per worker process and run, so each task after the first skips compilation.
+_COMPILED: dict[str, Any] = {}
+
+
+def _compiled(token: str, scenario: Any) -> Any:
+    from cellrail.twin.compile import compile_scenario
+
+    if token not in _COMPILED:
+        _COMPILED.clear()
+        _COMPILED[token] = compile_scenario(scenario)
+    return _COMPILED[token]
+
+
+def run_chunk(token: str, scenario: Any, seeds: Sequence[int], keep_first: bool) -> list[Replicated]:
+    """Run some replications in this process (a pool worker, a Ray task or the caller itself)."""
+    from cellrail.twin.engine import simulate
+
+    compiled = _compiled(token, scenario)
+    done = []
+    for index, seed in enumerate(seeds):
+        output = simulate(compiled, int(seed))
+        summary = summarize(output, cost_rates(scenario.costs, output.sites))
+        keep = keep_first and index == 0
+        done.append(
+            Replicated(
+                summary, output.busy.astype(np.float32), output.queue.astype(np.float32), output if keep else None
+            )
+        )
+    return done
+
+
+def _chunks(seeds: Sequence[int], workers: int) -> list[list[int]]:
+    size = max(1, math.ceil(len(seeds) / (workers * _CHUNKS_PER_WORKER)))
+    return [list(seeds[i : i + size]) for i in range(0, len(seeds), size)]
+
+
+def _warm_worker() -> None:
+    from cellrail.twin.engine import warm_up
+
+    warm_up()
+
+
+def _run_local(
+    token: str, scenario: Any, chunks: list[list[int]], workers: int, tick: Callable[[int, list[Replicated]], None]
+) -> None:
+    if workers == 1:
+        for index, chunk in enumerate(chunks):
+            tick(index, run_chunk(token, scenario, chunk, index == 0))
+        return
+    # forkserver: workers start from a clean process (no inherited threads of Rich or Ray), importing the engine
+    # once; numba's on-disk cache then spares each one the compilation.
+    context = get_context("forkserver")
+    context.set_forkserver_preload(["cellrail.twin.engine", "cellrail.twin.metrics"])
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_warm_worker) as pool:
+        pending: dict[Future[list[Replicated]], int] = {
+            pool.submit(run_chunk, token, scenario, chunk, index == 0): index for index, chunk in enumerate(chunks)
+        }
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                tick(pending.pop(future), future.result())
+
+
+def _run_ray(token: str, scenario: Any, chunks: list[list[int]], tick: Callable[[int, list[Replicated]], None]) -> None:
+    import ray
+
+    if not ray.is_initialized():
+        ray.init()  # joins the cluster named by RAY_ADDRESS if set, else starts a local Ray instance
+    task = ray.remote(run_chunk)
+    shared = ray.put(scenario)
+    pending = {task.remote(token, shared, chunk, index == 0): index for index, chunk in enumerate(chunks)}
+    while pending:
+        finished, _ = ray.wait(list(pending), num_returns=1)
+        for ref in finished:
+            tick(pending.pop(ref), ray.get(ref))
+
+
+def run_replications(
+    scenario: Any,
+    replications: int,
+    seed: int,
+    engine: Engine = "local",
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> Replications:
+    """Run ``replications`` replications of ``scenario`` (a twin Scenario) and summarize each one.
+
+    ``engine='local'`` spreads chunks of replications over ``workers`` processes (default: every core;
+    ``workers=1`` runs in this process); ``engine='ray'`` sends them as Ray tasks. Same seed, same results.
+    """
+    if replications < 1:
+        raise InvalidInput.one("replications", "must be at least 1")
+    if engine not in ("local", "ray"):
+        raise InvalidInput.one("engine", f"unknown engine '{engine}'; use 'local' or 'ray'")
+    if workers is not None and workers < 1:
+        raise InvalidInput.one("workers", "must be at least 1")
+    started = time.perf_counter()
+    seeds = replication_seeds(seed, replications)
+    count = workers or os.cpu_count() or 1
+    count = min(count, replications)
+    chunks = _chunks(seeds, count)
+    results: list[list[Replicated] | None] = [None] * len(chunks)
+    done = 0
+
+    def tick(index: int, items: list[Replicated]) -> None:
+        nonlocal done
+        results[index] = items
+        done += len(items)
+        if progress is not None:
+            progress(done, replications)
+
+    token = uuid.uuid4().hex
+    if engine == "ray":
+        _run_ray(token, scenario, chunks, tick)
+    else:
+        _run_local(token, scenario, chunks, count, tick)
+    items = [item for chunk in results if chunk is not None for item in chunk]
+    first = items[0].output
+    assert first is not None
+    busy = np.zeros(items[0].busy.shape, dtype=np.float64)
+    queue = np.zeros(items[0].queue.shape, dtype=np.float64)
+    for item in items:  # in replication order, so the float sums do not depend on who finished first
+        busy += item.busy
+        queue += item.queue
+    return Replications(
+        seed=seed,
+        seeds=tuple(seeds),
+        summaries=tuple(item.summary for item in items),
+        first=first,
+        busy_mean=busy / len(items),
+        queue_mean=queue / len(items),
+        currency=str(scenario.costs.currency),
+        engine=engine,
+        workers=count,
+        elapsed_seconds=time.perf_counter() - started,
+    )
