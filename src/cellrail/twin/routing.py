@@ -2,7 +2,8 @@
 
 Rules (documented in docs/validation.md): a hospital that manufactures uses its own site (no transport) and
 its point-of-care units serve only its own patients; every other site it may use is a regional hub or central
-factory reachable by lanes both ways. Each route is the path with the fewest transport hours (Dijkstra); the
+factory reachable by lanes both ways, relayed only
+through hubs and factories (never through another hospital). Each route is the path with the fewest transport hours (Dijkstra); the
 engine applies the courier days of every leg. The primary site is the hospital's own, else the nearest.
 """
 
@@ -45,6 +46,7 @@ def _leg(origin: str, destination: str, lane: Lane) -> Leg:
 
 
 def _shortest(network: Network, origin: str, destination: str) -> tuple[Leg, ...] | None:
+    hospitals = {n.id for n in network.hospitals()}
     adjacency: dict[str, list[Leg]] = {}
     for a, b, lane in network.legs():
         adjacency.setdefault(a, []).append(_leg(a, b, lane))
@@ -55,8 +57,8 @@ def _shortest(network: Network, origin: str, destination: str) -> tuple[Leg, ...
         hours, here = heapq.heappop(queue)
         if here == destination:
             return path[here]
-        if hours > best[here]:
-            continue
+        if hours > best[here] or (here != origin and here in hospitals):
+            continue  # cells do not transit through another hospital
         for leg in adjacency.get(here, []):
             total = hours + leg.hours
             if total < best.get(leg.destination, float("inf")):

@@ -132,7 +132,7 @@ class HospitalDemand(_Strict):
 
 
 class Demand(_Strict):
-    horizon_days: float = Field(gt=0, le=36_500)
+    horizon_days: float = Field(gt=0, le=1_000_000)
     warmup_days: float = Field(ge=0)
     seasonality: Seasonality
     hospitals: dict[str, HospitalDemand] = Field(min_length=1, description="Hospital node id -> its demand")
