@@ -4,8 +4,9 @@ Replication k always runs with the seed derived from ``(seed, k)`` by numpy's Se
 the number of workers or the chunking, and results are gathered in replication order. So a run can be repeated
 exactly, moved from a laptop to a cluster, and two scenarios can share their random numbers (see compare.py).
 
-Workers return compact summaries (metrics.Summary, a few kilobytes) plus the daily resource series, which are
-averaged here in replication order; only replication 0 comes back whole, for per-patient tables and charts.
+Workers return compact summaries (metrics.Summary, a few kilobytes) plus sums of the daily resource series;
+only replication 0 is kept whole, for per-patient tables and charts. It runs first, in the calling process,
+and its duration decides whether the rest is worth a process pool (unless ``workers`` is given).
 """
 
 from __future__ import annotations
@@ -31,16 +32,19 @@ Engine = Literal["local", "ray"]
 Progress = Callable[[int, int], None]  # (replications done, replications in all)
 FloatArray = NDArray[np.float64]
 _CHUNKS_PER_WORKER = 4  # enough to balance uneven replications, few enough to amortize each task's overhead
+_IN_PROCESS_SECONDS = 4.0  # below this estimated run time, starting worker processes is not worth it
+Tick = Callable[[int, "Chunk"], None]
 
 
 @dataclass(frozen=True)
-class Replicated:
-    """What a worker sends back for one replication."""
+class Chunk:
+    """What a worker sends back for some consecutive replications."""
 
-    summary: Summary
-    busy: NDArray[np.float32]  # (R, D) daily series; small integers, exact in float32
-    queue: NDArray[np.float32]
-    output: RunOutput | None  # only for replication 0
+    summaries: list[Summary]
+    busy_sum: FloatArray  # (R, D) sums over the chunk's replications; the series hold whole numbers (servers,
+    queue_sum: FloatArray  # patients), so these sums are exact and do not depend on how replications were chunked
+    first: RunOutput | None  # the chunk's first replication whole, when asked for (replication 0)
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -94,22 +98,29 @@ def _compiled(token: str, scenario: Any) -> Any:
     return _COMPILED[token]
 
 
-def run_chunk(token: str, scenario: Any, seeds: Sequence[int], keep_first: bool) -> list[Replicated]:
+def run_chunk(token: str, scenario: Any, seeds: Sequence[int], keep_first: bool) -> Chunk:
     """Run some replications in this process (a pool worker, a Ray task or the caller itself)."""
     from cellrail.twin.engine import simulate
 
+    started = time.perf_counter()
     compiled = _compiled(token, scenario)
-    done = []
+    summaries: list[Summary] = []
+    busy_sum: FloatArray | None = None
+    queue_sum: FloatArray | None = None
+    first: RunOutput | None = None
     for index, seed in enumerate(seeds):
         output = simulate(compiled, int(seed))
-        summary = summarize(output, cost_rates(scenario.costs, output.sites))
-        keep = keep_first and index == 0
-        done.append(
-            Replicated(
-                summary, output.busy.astype(np.float32), output.queue.astype(np.float32), output if keep else None
-            )
-        )
-    return done
+        summaries.append(summarize(output, cost_rates(scenario.costs, output.sites)))
+        if busy_sum is None or queue_sum is None:
+            busy_sum, queue_sum = output.busy.astype(np.float64), output.queue.astype(np.float64)
+        else:
+            busy_sum += output.busy
+            queue_sum += output.queue
+        if keep_first and index == 0:
+            first = output
+    assert busy_sum is not None
+    assert queue_sum is not None
+    return Chunk(summaries, busy_sum, queue_sum, first, time.perf_counter() - started)
 
 
 def _chunks(seeds: Sequence[int], workers: int) -> list[list[int]]:
@@ -123,20 +134,19 @@ def _warm_worker() -> None:
     warm_up()
 
 
-def _run_local(
-    token: str, scenario: Any, chunks: list[list[int]], workers: int, tick: Callable[[int, list[Replicated]], None]
-) -> None:
+def _run_local(token: str, scenario: Any, chunks: list[list[int]], workers: int, tick: Tick) -> None:
     if workers == 1:
         for index, chunk in enumerate(chunks):
-            tick(index, run_chunk(token, scenario, chunk, index == 0))
+            tick(index, run_chunk(token, scenario, chunk, False))
         return
-    # forkserver: workers start from a clean process (no inherited threads of Rich or Ray), importing the engine
-    # once; numba's on-disk cache then spares each one the compilation.
+    # forkserver: workers start from a clean process (no inherited threads of Rich or Ray) that has imported the
+    # engine once; Numba's on-disk cache spares each worker the compilation. (Scripts that call this need the
+    # usual ``if __name__ == "__main__":`` guard.)
     context = get_context("forkserver")
     context.set_forkserver_preload(["cellrail.twin.engine", "cellrail.twin.metrics"])
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_warm_worker) as pool:
-        pending: dict[Future[list[Replicated]], int] = {
-            pool.submit(run_chunk, token, scenario, chunk, index == 0): index for index, chunk in enumerate(chunks)
+        pending: dict[Future[Chunk], int] = {
+            pool.submit(run_chunk, token, scenario, chunk, False): index for index, chunk in enumerate(chunks)
         }
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -144,14 +154,14 @@ def _run_local(
                 tick(pending.pop(future), future.result())
 
 
-def _run_ray(token: str, scenario: Any, chunks: list[list[int]], tick: Callable[[int, list[Replicated]], None]) -> None:
+def _run_ray(token: str, scenario: Any, chunks: list[list[int]], tick: Tick) -> None:
     import ray
 
     if not ray.is_initialized():
         ray.init()  # joins the cluster named by RAY_ADDRESS if set, else starts a local Ray instance
     task = ray.remote(run_chunk)
     shared = ray.put(scenario)
-    pending = {task.remote(token, shared, chunk, index == 0): index for index, chunk in enumerate(chunks)}
+    pending = {task.remote(token, shared, chunk, False): index for index, chunk in enumerate(chunks)}
     while pending:
         finished, _ = ray.wait(list(pending), num_returns=1)
         for ref in finished:
@@ -179,39 +189,42 @@ def run_replications(
         raise InvalidInput.one("workers", "must be at least 1")
     started = time.perf_counter()
     seeds = replication_seeds(seed, replications)
+    token = uuid.uuid4().hex
+    # Replication 0 runs here, whole (its patients fill the per-patient table), and times the rest.
+    head = run_chunk(token, scenario, seeds[:1], True)
+    rest = seeds[1:]
     count = workers or os.cpu_count() or 1
-    count = min(count, replications)
-    chunks = _chunks(seeds, count)
-    results: list[list[Replicated] | None] = [None] * len(chunks)
-    done = 0
+    if workers is None and engine == "local" and head.seconds * len(rest) < _IN_PROCESS_SECONDS:
+        count = 1  # a pool would cost more to start than these replications take
+    count = max(1, min(count, len(rest)))
+    chunks = _chunks(rest, count)
+    results: list[Chunk | None] = [None] * len(chunks)
+    done = 1
+    if progress is not None:
+        progress(done, replications)
 
-    def tick(index: int, items: list[Replicated]) -> None:
+    def tick(index: int, chunk: Chunk) -> None:
         nonlocal done
-        results[index] = items
-        done += len(items)
+        results[index] = chunk
+        done += len(chunk.summaries)
         if progress is not None:
             progress(done, replications)
 
-    token = uuid.uuid4().hex
-    if engine == "ray":
+    if chunks and engine == "ray":
         _run_ray(token, scenario, chunks, tick)
-    else:
+    elif chunks:
         _run_local(token, scenario, chunks, count, tick)
-    items = [item for chunk in results if chunk is not None for item in chunk]
-    first = items[0].output
-    assert first is not None
-    busy = np.zeros(items[0].busy.shape, dtype=np.float64)
-    queue = np.zeros(items[0].queue.shape, dtype=np.float64)
-    for item in items:  # in replication order, so the float sums do not depend on who finished first
-        busy += item.busy
-        queue += item.queue
+    parts = [head, *(chunk for chunk in results if chunk is not None)]
+    assert head.first is not None
+    busy = np.sum([part.busy_sum for part in parts], axis=0)
+    queue = np.sum([part.queue_sum for part in parts], axis=0)
     return Replications(
         seed=seed,
         seeds=tuple(seeds),
-        summaries=tuple(item.summary for item in items),
-        first=first,
-        busy_mean=busy / len(items),
-        queue_mean=queue / len(items),
+        summaries=tuple(summary for part in parts for summary in part.summaries),
+        first=head.first,
+        busy_mean=busy / replications,
+        queue_mean=queue / replications,
         currency=str(scenario.costs.currency),
         engine=engine,
         workers=count,
