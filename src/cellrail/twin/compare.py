@@ -64,6 +64,8 @@ class Difference:
         label, unit = LABELS.get(self.metric, self.metric).strip(), UNITS.get(self.metric, "")
         if self.n < 2:
             return f"{label}: not enough replications with a value to compare"
+        if self.low == self.high == self.difference == 0:
+            return f"{label}: identical in every replication (B − A = 0)"
         if not self.significant:
             return (
                 f"{label}: no significant difference (B − A = {_fmt(self.difference, unit)}, "
