@@ -2,9 +2,9 @@
 
 Rules (documented in docs/validation.md): a hospital that manufactures uses its own site (no transport) and
 its point-of-care units serve only its own patients; every other site it may use is a regional hub or central
-factory reachable by lanes both ways, relayed only
-through hubs and factories (never through another hospital). Each route is the path with the fewest transport hours (Dijkstra); the
-engine applies the courier days of every leg. The primary site is the hospital's own, else the nearest.
+factory reachable by lanes both ways, relayed only through hubs and factories (never through another hospital).
+Each route is the path with the fewest transport hours (Dijkstra); the engine applies the courier days of every leg.
+The primary site is the hospital's own, else the nearest.
 """
 
 from __future__ import annotations

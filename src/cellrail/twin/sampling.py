@@ -103,7 +103,7 @@ def sample(code: int, p0: float, p1: float, p2: float, key: Any, slot: int) -> f
     if code == FIXED:
         return p0
     if code == GAMMA:
-        if p1 == 0.0:
+        if p1 < 1e-6:  # a cv this small is a fixed duration (and 1 / cv^2 would overflow)
             return p0
         shape = 1.0 / (p1 * p1)
         return _gamma_unit(shape, mix(key, slot)) * p0 / shape

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from cellrail.kernel.errors import InvalidInput, Problem
 from cellrail.kernel.yaml_source import YamlDocument, parse_yaml
@@ -137,13 +137,13 @@ class Demand(_Strict):
     seasonality: Seasonality
     hospitals: dict[str, HospitalDemand] = Field(min_length=1, description="Hospital node id -> its demand")
 
-    @model_validator(mode="after")
-    def _warmup(self) -> Demand:
-        if self.warmup_days >= self.horizon_days:
-            raise ValueError(
-                f"warmup_days ({self.warmup_days}) must be shorter than horizon_days ({self.horizon_days})"
-            )
-        return self
+    @field_validator("warmup_days")
+    @classmethod
+    def _warmup(cls, value: float, info: ValidationInfo) -> float:
+        horizon = info.data.get("horizon_days")
+        if horizon is not None and value >= horizon:
+            raise ValueError(f"warmup_days ({value}) must be shorter than horizon_days ({horizon})")
+        return value
 
 
 class Manufacturing(_Strict):
