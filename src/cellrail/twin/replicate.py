@@ -191,6 +191,10 @@ def run_replications(
     seeds = replication_seeds(seed, replications)
     token = uuid.uuid4().hex
     # Replication 0 runs here, whole (its patients fill the per-patient table), and times the rest.
+    if workers is None and engine == "local":
+        from cellrail.twin.engine import warm_up
+
+        warm_up()  # load the compiled kernel first, so that the timing below is of a replication only
     head = run_chunk(token, scenario, seeds[:1], True)
     rest = seeds[1:]
     count = workers or os.cpu_count() or 1
