@@ -155,8 +155,10 @@ def _run_local(token: str, scenario: Any, chunks: list[list[int]], workers: int,
 
 
 def _run_ray(token: str, scenario: Any, chunks: list[list[int]], tick: Tick) -> None:
-    import ray
-
+    try:
+        import ray
+    except ModuleNotFoundError:
+        raise InvalidInput.one("engine", "Ray is not installed: pip install 'cellrail[ray]'") from None
     if not ray.is_initialized():
         ray.init()  # joins the cluster named by RAY_ADDRESS if set, else starts a local Ray instance
     task = ray.remote(run_chunk)
