@@ -19,7 +19,7 @@ from cellrail.twin.output import RunOutput
 from cellrail.twin.sampling import mix, sample, splitmix64, uniform01
 
 # Events on the heap (arrivals are fed from a sorted array, not the heap)
-JOIN, JOIN_SITE, DONE, RELEASE, LOSS, ABANDON, WAKE = 0, 1, 2, 3, 4, 5, 6
+JOIN, JOIN_SITE, DONE, RELEASE, EXPIRE, WAKE, REFERRAL = 0, 1, 2, 3, 4, 5, 6
 APHERESIS, MANUFACTURING, INFUSION = 0, 1, 2
 TREATED, LOST, FAILED, IN_PROGRESS = 0, 1, 2, 3
 # Draw slots of a patient's stream (attempt a of manufacturing uses 8 + 4a, 9 + 4a, 10 + 4a)
@@ -46,27 +46,29 @@ def next_open(t: float, mask: int) -> float:  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _push(ht, hs, hty, hp, ha, st, t, ty, p, a):  # pragma: no cover
+def _push(ht, hs, hv, st, t, ty, p, a):  # pragma: no cover
+    """Push event (t, type, patient, aux); ties on t leave in insertion order (deterministic)."""
     i = st[0]
     st[0] += 1
     seq = st[1]
     st[1] += 1
+    v = (np.int64(p) << 28) | (np.int64(a) << 3) | ty
     while i > 0:
         parent = (i - 1) >> 1
         if ht[parent] < t or (ht[parent] == t and hs[parent] < seq):
             break
-        ht[i], hs[i], hty[i], hp[i], ha[i] = ht[parent], hs[parent], hty[parent], hp[parent], ha[parent]
+        ht[i], hs[i], hv[i] = ht[parent], hs[parent], hv[parent]
         i = parent
-    ht[i], hs[i], hty[i], hp[i], ha[i] = t, seq, ty, p, a
+    ht[i], hs[i], hv[i] = t, seq, v
 
 
 @njit(cache=True)
-def _pop(ht, hs, hty, hp, ha, st):  # pragma: no cover
-    t, ty, p, a = ht[0], hty[0], hp[0], ha[0]
+def _pop(ht, hs, hv, st):  # pragma: no cover
+    t, v = ht[0], hv[0]
     st[0] -= 1
     n = st[0]
     if n > 0:
-        lt, ls, lty, lp, la = ht[n], hs[n], hty[n], hp[n], ha[n]
+        lt, ls, lv = ht[n], hs[n], hv[n]
         i = 0
         while True:
             c = 2 * i + 1
@@ -76,10 +78,10 @@ def _pop(ht, hs, hty, hp, ha, st):  # pragma: no cover
                 c += 1
             if lt < ht[c] or (lt == ht[c] and ls < hs[c]):
                 break
-            ht[i], hs[i], hty[i], hp[i], ha[i] = ht[c], hs[c], hty[c], hp[c], ha[c]
+            ht[i], hs[i], hv[i] = ht[c], hs[c], hv[c]
             i = c
-        ht[i], hs[i], hty[i], hp[i], ha[i] = lt, ls, lty, lp, la
-    return t, ty, p, a
+        ht[i], hs[i], hv[i] = lt, ls, lv
+    return t, v & 7, v >> 28, (v >> 3) & 0x1FFFFFF
 
 
 @njit(cache=True)
@@ -158,48 +160,11 @@ def _wait_estimate(r, busy, qlive, res_cap, res_mean):  # pragma: no cover
 
 @njit(cache=True)
 def _kernel(  # pragma: no cover - compiled
-    seed,
-    horizon,
-    days,
-    hosp_key,
-    hosp_rate,
-    hosp_amp,
-    hosp_peak,
-    sched_start,
-    sched_time,
-    hosp_aph,
-    hosp_inf,
-    cand_start,
-    cand_site,
-    cand_out_start,
-    cand_back_start,
-    out_legs,
-    back_legs,
-    leg_days,
-    leg_mask,
-    leg_cost,
-    res_kind,
-    res_cap,
-    res_mask,
-    res_site,
-    res_dist,
-    res_par,
-    res_mean,
-    site_start,
-    site_res,
-    proc_dist,
-    proc_par,
-    cryo,
-    oos,
-    re_oos,
-    max_attempts,
-    hazard,
-    scope,
-    b_share,
-    b_hr,
-    routing,
-    overflow_q,
-):
+    seed, horizon, days, hosp_key, hosp_rate, hosp_amp, hosp_peak, sched_start, sched_time, hosp_aph, hosp_inf,
+    cand_start, cand_site, cand_out_start, cand_back_start, out_legs, back_legs, leg_days, leg_mask, leg_cost,
+    res_kind, res_cap, res_mask, res_site, res_dist, res_par, res_mean, site_start, site_res,
+    proc_dist, proc_par, cryo, oos, re_oos, max_attempts, hazard, scope, b_share, b_hr, routing, overflow_q,
+):  # fmt: skip
     seed_key = splitmix64(np.uint64(seed))
     arr, hosp, number = _referrals(seed_key, horizon, hosp_key, hosp_rate, hosp_amp, hosp_peak, sched_start, sched_time)
     n_p = arr.shape[0]
@@ -219,6 +184,7 @@ def _kernel(  # pragma: no cover - compiled
     t_cost = np.zeros(n_p, np.float64)
     bed = np.zeros(n_p, np.float64)
     patience = np.full(n_p, math.inf)
+    deadline = np.full(n_p, math.inf)  # end of the patient's patience for the whole journey (scope "journey")
     cand = np.full(n_p, -1, np.int64)
     waiting = np.full(n_p, -1, np.int64)
     token = np.zeros(n_p, np.int64)
@@ -231,27 +197,22 @@ def _kernel(  # pragma: no cover - compiled
     wake = np.zeros(n_r, np.bool_)
     s_busy = np.zeros((n_r, days), np.float64)
     s_queue = np.zeros((n_r, days), np.float64)
-    # event heap: at most one flow event and one loss event per patient, one wake-up per resource
-    size = 2 * n_p + n_r + 8
+    # event heap: at most one flow event per patient, one expiry per queue it waited in, one wake-up per resource
+    size = (3 + max_attempts) * n_p + n_r + 8
     ht = np.empty(size, np.float64)
     hs = np.empty(size, np.int64)
-    hty = np.empty(size, np.int64)
-    hp = np.empty(size, np.int64)
-    ha = np.empty(size, np.int64)
+    hv = np.empty(size, np.int64)
     st = np.zeros(2, np.int64)
-    joins = np.empty(4, np.int64)  # scratch: resources to dispatch after a step
+    joins = np.empty(2, np.int64)  # resources to dispatch after this event
 
     ai = 0
     day = 0
     while True:
         if ai < n_p and (st[0] == 0 or arr[ai] <= ht[0]):
-            t = arr[ai]
-            ty = -1
-            p = ai
-            a = 0
+            t, ty, p, a = arr[ai], REFERRAL, ai, 0
             ai += 1
         elif st[0] > 0:
-            t, ty, p, a = _pop(ht, hs, hty, hp, ha, st)
+            t, ty, p, a = _pop(ht, hs, hv, st)
         else:
             break
         if t > horizon:
@@ -262,142 +223,93 @@ def _kernel(  # pragma: no cover - compiled
                 s_queue[r, day] = qlive[r]
             day += 1
         n_join = 0
-        if ty == -1:  # referral: draw the patient's fixed traits, start the work-up
+        enter = -1  # a resource patient p joins the queue of now
+        if ty == REFERRAL:  # draw the patient's fixed traits, start the work-up
             h = hosp[p]
             pkey[p] = mix(splitmix64(hosp_key[h] ^ seed_key), number[p] + 1)
             bridged[p] = uniform01(pkey[p], S_BRIDGING) < b_share
             rate = hazard * (b_hr if bridged[p] else 1.0)
             if rate > 0.0:
                 patience[p] = -math.log(uniform01(pkey[p], S_PATIENCE)) / rate
-            if scope == 0 and t + patience[p] <= horizon:
-                _push(ht, hs, hty, hp, ha, st, t + patience[p], LOSS, p, 0)
+                if scope == 0:
+                    deadline[p] = t + patience[p]
             w = sample(proc_dist[0], proc_par[0, 0], proc_par[0, 1], proc_par[0, 2], pkey[p], S_WORKUP)
-            _push(ht, hs, hty, hp, ha, st, t + w, JOIN, p, hosp_aph[h])
-            continue
-        if ty == WAKE:
+            if w > 0.0:
+                _push(ht, hs, hv, st, t + w, JOIN, p, hosp_aph[h])
+                continue
+            enter = hosp_aph[h]
+        elif ty == WAKE:
             wake[a] = False
             joins[0] = a
             n_join = 1
-        elif ty in (LOSS, ABANDON):
-            if outcome[p] != IN_PROGRESS or (ty == ABANDON and (waiting[p] < 0 or token[p] != a)):
+        elif ty == EXPIRE:  # patience ran out while waiting in a queue: leave it
+            if outcome[p] != IN_PROGRESS or waiting[p] < 0 or token[p] != a:
                 continue
             outcome[p] = LOST
             ended[p] = t
-            if waiting[p] >= 0:
-                qlive[waiting[p]] -= 1
-                waiting[p] = -1
+            qlive[waiting[p]] -= 1
+            waiting[p] = -1
             continue
         elif ty == DONE:
             busy[a] -= 1
             joins[0] = a
             n_join = 1
-            if outcome[p] == IN_PROGRESS:
-                kind = res_kind[a]
+            kind = res_kind[a]
+            if kind != INFUSION and not _lost_by(p, t, outcome, ended, deadline):
                 if kind == APHERESIS:
                     apheresis[p] = t
-                    h = hosp[p]
                     c = _choose(
-                        h,
-                        t,
-                        cand_start,
-                        cand_site,
-                        cand_out_start,
-                        out_legs,
-                        leg_days,
-                        leg_mask,
-                        leg_cost,
-                        site_start,
-                        site_res,
-                        res_mask,
-                        busy,
-                        qlive,
-                        res_cap,
-                        res_mean,
-                        routing,
-                        overflow_q,
-                    )
+                        hosp[p], t, cand_start, cand_site, cand_out_start, out_legs, leg_days, leg_mask, leg_cost,
+                        site_start, site_res, res_mask, busy, qlive, res_cap, res_mean, routing, overflow_q,
+                    )  # fmt: skip
                     cand[p] = c
-                    there, cost = _travel(
-                        t, cand_out_start[c], cand_out_start[c + 1], out_legs, leg_days, leg_mask, leg_cost
-                    )
+                    there, cost = _travel(t, cand_out_start[c], cand_out_start[c + 1], out_legs, leg_days, leg_mask,
+                                          leg_cost)  # fmt: skip
                     t_cost[p] += cost
-                    _push(ht, hs, hty, hp, ha, st, there, JOIN_SITE, p, cand_site[c])
-                elif kind == MANUFACTURING:
+                    if there > t:
+                        _push(ht, hs, hv, st, there, JOIN_SITE, p, cand_site[c])
+                    else:
+                        enter = _platform(cand_site[c], site_start, site_res, busy, qlive, res_cap, res_mean)
+                else:
                     k = attempts[p] - 1
                     qc = sample(proc_dist[1], proc_par[1, 0], proc_par[1, 1], proc_par[1, 2], pkey[p], S_QC + 4 * k)
-                    _push(ht, hs, hty, hp, ha, st, t + qc, RELEASE, p, k)
+                    _push(ht, hs, hv, st, t + qc, RELEASE, p, k)
         elif ty == RELEASE:
-            if outcome[p] != IN_PROGRESS:
+            if _lost_by(p, t, outcome, ended, deadline):
                 continue
             chance = oos if a == 0 else re_oos
             if uniform01(pkey[p], S_OOS + 4 * a) < chance:
-                if attempts[p] < max_attempts:
-                    joins[0] = _platform(site[p], site_start, site_res, busy, qlive, res_cap, res_mean)
-                    n_join = _enter(
-                        joins[0],
-                        p,
-                        t,
-                        waiting,
-                        qlive,
-                        q_head,
-                        q_tail,
-                        q_next,
-                        token,
-                        scope,
-                        res_kind,
-                        patience,
-                        horizon,
-                        ht,
-                        hs,
-                        hty,
-                        hp,
-                        ha,
-                        st,
-                    )
-                else:
+                if attempts[p] >= max_attempts:
                     outcome[p] = FAILED
                     ended[p] = t
                     continue
+                enter = _platform(site[p], site_start, site_res, busy, qlive, res_cap, res_mean)
             else:
                 release[p] = t
                 out = t
                 if cryo:
                     out += sample(proc_dist[2], proc_par[2, 0], proc_par[2, 1], proc_par[2, 2], pkey[p], S_CRYO)
                 c = cand[p]
-                back, cost = _travel(
-                    out, cand_back_start[c], cand_back_start[c + 1], back_legs, leg_days, leg_mask, leg_cost
-                )
+                back, cost = _travel(out, cand_back_start[c], cand_back_start[c + 1], back_legs, leg_days, leg_mask,
+                                     leg_cost)  # fmt: skip
                 t_cost[p] += cost
-                _push(ht, hs, hty, hp, ha, st, back, JOIN, p, hosp_inf[hosp[p]])
+                _push(ht, hs, hv, st, back, JOIN, p, hosp_inf[hosp[p]])
                 continue
-        elif ty in (JOIN, JOIN_SITE):
-            if outcome[p] != IN_PROGRESS:
+        else:  # JOIN or JOIN_SITE
+            if _lost_by(p, t, outcome, ended, deadline):
                 continue
-            r = a
-            if ty == JOIN_SITE:
-                r = _platform(a, site_start, site_res, busy, qlive, res_cap, res_mean)
-            joins[0] = r
-            n_join = _enter(
-                r,
-                p,
-                t,
-                waiting,
-                qlive,
-                q_head,
-                q_tail,
-                q_next,
-                token,
-                scope,
-                res_kind,
-                patience,
-                horizon,
-                ht,
-                hs,
-                hty,
-                hp,
-                ha,
-                st,
-            )
+            enter = a if ty == JOIN else _platform(a, site_start, site_res, busy, qlive, res_cap, res_mean)
+        if enter >= 0:  # back of the FIFO queue
+            if q_tail[enter] == -1:
+                q_head[enter] = p
+            else:
+                q_next[q_tail[enter]] = p
+            q_tail[enter] = p
+            q_next[p] = -1
+            waiting[p] = enter
+            qlive[enter] += 1
+            joins[n_join] = enter
+            n_join += 1
         for j in range(n_join):
             r = joins[j]
             # dispatch: start the first live patients in the FIFO queue while servers are free and the node is open
@@ -405,10 +317,10 @@ def _kernel(  # pragma: no cover - compiled
                 if not is_open(t, res_mask[r]):
                     if not wake[r]:
                         wake[r] = True
-                        _push(ht, hs, hty, hp, ha, st, next_open(t, res_mask[r]), WAKE, 0, r)
+                        _push(ht, hs, hv, st, next_open(t, res_mask[r]), WAKE, 0, r)
                     break
                 q = q_head[r]
-                while waiting[q] != r:  # lazily drop patients lost while waiting
+                while waiting[q] != r:  # lazily drop patients who left the queue
                     q = q_next[q]
                 q_head[r] = q_next[q]
                 if q_head[r] == -1:
@@ -435,67 +347,32 @@ def _kernel(  # pragma: no cover - compiled
                     outcome[q] = TREATED
                     ended[q] = t
                     bed[q] = dur
-                _push(ht, hs, hty, hp, ha, st, t + dur, DONE, q, r)
+                _push(ht, hs, hv, st, t + dur, DONE, q, r)
+        if enter >= 0 and waiting[p] == enter:  # still waiting: schedule the end of its patience there
+            limit = deadline[p]
+            if scope == 1 and res_kind[enter] == MANUFACTURING:
+                limit = t + patience[p]
+            if limit <= horizon:
+                token[p] += 1
+                _push(ht, hs, hv, st, limit, EXPIRE, p, token[p])
     while day < days:
         for r in range(n_r):
             s_busy[r, day] = busy[r]
             s_queue[r, day] = qlive[r]
         day += 1
-    return (
-        hosp,
-        number,
-        arr,
-        apheresis,
-        site,
-        m_start,
-        release,
-        infusion,
-        ended,
-        attempts,
-        outcome,
-        bridged,
-        t_cost,
-        bed,
-        s_busy,
-        s_queue,
-    )
+    for p in range(n_p):  # patience that ran out in a run, in QC or on the road, after the last event
+        _lost_by(p, horizon, outcome, ended, deadline)
+    return (hosp, number, arr, apheresis, site, m_start, release, infusion, ended, attempts, outcome, bridged, t_cost,
+            bed, s_busy, s_queue)  # fmt: skip
 
 
 @njit(cache=True)
-def _enter(
-    r,
-    p,
-    t,
-    waiting,
-    qlive,
-    q_head,
-    q_tail,
-    q_next,
-    token,
-    scope,
-    res_kind,
-    patience,
-    horizon,
-    ht,
-    hs,
-    hty,
-    hp,
-    ha,
-    st,
-):  # pragma: no cover - compiled
-    """Put patient ``p`` at the back of resource ``r``'s queue; returns 1 (one resource to dispatch)."""
-    if q_tail[r] == -1:
-        q_head[r] = p
-    else:
-        q_next[q_tail[r]] = p
-    q_tail[r] = p
-    q_next[p] = -1
-    waiting[p] = r
-    qlive[r] += 1
-    if scope == 1 and res_kind[r] == MANUFACTURING and t + patience[p] <= horizon:
-        token[p] += 1
-        _push(ht, hs, hty, hp, ha, st, t + patience[p], ABANDON, p, token[p])
-    return 1
+def _lost_by(p, t, outcome, ended, deadline):  # pragma: no cover
+    """True if the patient's journey is over; a patience that ran out before ``t`` ends it as a loss then."""
+    if outcome[p] == IN_PROGRESS and deadline[p] <= t:
+        outcome[p] = LOST
+        ended[p] = deadline[p]
+    return outcome[p] != IN_PROGRESS
 
 
 @njit(cache=True)
