@@ -139,10 +139,11 @@ def test_bad_scenario_is_named_by_file_and_line() -> None:
     fits = [fit for fit in [fit_durations("qc_release", [7.0, 7.0], ("qc_release",))] if fit is not None]
     with pytest.raises(InvalidInput, match="process"):
         calibrated_yaml("process: [1, 2]\n", "bad.yaml", fits, CalibrationNote("db", 1, date(2026, 1, 1)))
-    text = scenario_text().replace("h-shanghai-ruijin: {patients_per_year: 40}", "h-nowhere: {patients_per_year: 40}")
+    text = scenario_text().replace("h-shanghai-ruijin: {patients_per_year:", "h-nowhere: {patients_per_year:")
+    assert "h-nowhere" in text
     with pytest.raises(InvalidInput) as error:
         scenario_from_text(text, "bad.yaml")
-    assert any(p.file == "bad.yaml" and p.line is not None for p in error.value.problems)
+    assert any(p.file == "bad.yaml" and p.line is not None and "h-nowhere" in p.field for p in error.value.problems)
     assert yaml.safe_load(calibrated_yaml("a: 1\n", "x.yaml", fits, CalibrationNote("db", 1, date(2026, 1, 1)))) == {
         "a": 1,
         "process": {"qc_release": {"dist": "fixed", "value": 7.0}},
