@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -104,3 +106,22 @@ def test_bad_arguments_name_their_field(regional: Scenario, kwargs: dict[str, ob
     with pytest.raises(InvalidInput) as error:
         run_replications(regional, **arguments)  # type: ignore[arg-type]
     assert error.value.problems[0].field == field
+
+
+@pytest.mark.slow
+def test_throughput_benchmark_runs() -> None:
+    """benchmarks/twin_replications.py at a tiny size (speed is not judged here; the identity check is)."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "twin_replications.py"), "--replications", "20", "--workers", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
+    output = done.stdout + done.stderr
+    assert "Traceback" not in output, output
+    assert done.returncode in (0, 1), output
+    assert "(a) replications/s in one process" in output
+    assert "(b) replications/s, pool of 2" in output
+    assert "Identical figures in every way: yes." in output
