@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from cellrail.twin.compare import paired_difference
+from cellrail.twin.compare import compare, paired_difference
+from cellrail.twin.scenario import load_scenario
 
 
 def test_interval_matches_the_textbook_formula() -> None:
@@ -66,3 +68,22 @@ def test_welch_half_width_matches_scipy() -> None:
     d = paired_difference("v2v_mean", a, b)
     welch = stats.ttest_ind(b, a, equal_var=False).confidence_interval(0.95)
     assert d.unpaired_half_width == pytest.approx((welch.high - welch.low) / 2)
+
+
+def test_common_random_numbers_with_the_engine() -> None:
+    """A scenario against itself: zero difference everywhere. Centralized vs regional: the same patients in both,
+    and pairing narrows the intervals of the shares (the same patients are lost or not in both networks)."""
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    regional = load_scenario(examples / "regional.yaml")
+    centralized = load_scenario(examples / "centralized.yaml")
+    same = compare(regional, regional, 5, 2, workers=1)
+    assert all(d.difference == 0 or math.isnan(d.difference) for d in same.differences)
+    assert not any(d.significant for d in same.differences)
+    result = compare(centralized, regional, 12, 2, workers=1)
+    assert result.a.seeds == result.b.seeds
+    assert np.array_equal(result.a.values("patients"), result.b.values("patients"))  # same referrals
+    treated = result.difference("treated_share")
+    assert treated.n == 12
+    assert treated.unpaired_half_width > 1.3 * treated.half_width
+    assert result.difference("v2v_median").significant
+    assert result.difference("v2v_median").difference < 0  # regional manufacturing is closer to the patients
