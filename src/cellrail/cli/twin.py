@@ -154,7 +154,9 @@ def print_comparison(comparison: Comparison, a: Path, b: Path) -> None:
     console.print(table)
     gains = [d.variance_reduction for d in comparison.differences if math.isfinite(d.variance_reduction)]
     for name in ("v2v_median", "treated_share", "cost_per_treated"):
-        console.print(f"• {escape(comparison.difference(name).verdict())}", soft_wrap=True, highlight=False)
+        console.print(
+            f"• {escape(comparison.difference(name).verdict(comparison.a.currency))}", soft_wrap=True, highlight=False
+        )
     if gains:
         console.print(
             f"Pairing by seed (common random numbers) made the intervals a median {np.median(gains):.1f}× narrower "

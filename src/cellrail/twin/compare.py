@@ -59,9 +59,11 @@ class Difference:
             return self.unpaired_half_width / self.half_width
         return float("nan")
 
-    def verdict(self) -> str:
-        """One sentence a planner can read aloud."""
+    def verdict(self, currency: str = "") -> str:
+        """One sentence a planner can read aloud (``currency`` names the unit of cost figures)."""
         label, unit = LABELS.get(self.metric, self.metric).strip(), UNITS.get(self.metric, "")
+        if unit == "currency" and currency:
+            unit = f"currency {currency}"
         if self.n < 2:
             return f"{label}: not enough replications with a value to compare"
         if self.low == self.high == self.difference == 0:
@@ -83,8 +85,8 @@ def _fmt(value: float, unit: str) -> str:
         return f"{value * 100:.1f} points"
     if unit == "days":
         return f"{value:.1f} days"
-    if unit == "currency":
-        return f"{value:,.0f}"
+    if unit.startswith("currency"):
+        return f"{value:,.0f}{unit.removeprefix('currency')}"
     return f"{value:.2f}"
 
 

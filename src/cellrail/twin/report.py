@@ -202,7 +202,8 @@ def write_comparison_csv(comparison: Comparison, out: Path) -> Path:
     rows = (
         [
             d.metric, LABELS[d.metric].strip(), UNITS[d.metric], d.n, _f(d.mean_a), _f(d.mean_b), _f(d.difference),
-            _f(d.low), _f(d.high), d.significant, _f(d.half_width), _f(d.unpaired_half_width), d.verdict(),
+            _f(d.low), _f(d.high), d.significant, _f(d.half_width), _f(d.unpaired_half_width),
+            d.verdict(comparison.a.currency),
         ]
         for d in comparison.differences
     )  # fmt: skip
@@ -438,7 +439,9 @@ def comparison_page(a: Run, b: Run, comparison: Comparison) -> str:
     what = f"A = {Path(a.file).name}, B = {Path(b.file).name} · {a.result.replications} paired replications · seed " + (
         f"{a.result.seed} · horizon {a.scenario.horizon_days:g} d (warm-up {a.scenario.warmup_days:g} d)"
     )
-    verdicts = [comparison.difference(m).verdict() for m in ("v2v_median", "treated_share", "cost_per_treated")]
+    verdicts = [
+        comparison.difference(m).verdict(a.result.currency) for m in ("v2v_median", "treated_share", "cost_per_treated")
+    ]
     gains = [d.variance_reduction for d in comparison.differences if math.isfinite(d.variance_reduction)]
     crn = (
         f"Pairing replication k of A with replication k of B (same seed, same patients) made the confidence "
