@@ -19,9 +19,11 @@ from sqlalchemy import Engine
 from cellrail.demo.journeys import JourneyParameters, JourneyPlayer, set_up
 from cellrail.kernel.clock import ManualClock
 from cellrail.kernel.errors import InvalidInput
+from cellrail.rail.journey import Journey, Milestone
 from cellrail.rail.network import load_network
+from cellrail.rail.orders import OrderState as S
 from cellrail.store.engine import open_store
-from cellrail.twin.calibrate import CalibrationNote, calibrated_yaml, fit_durations
+from cellrail.twin.calibrate import CalibrationNote, calibrated_yaml, fit_durations, fit_stages, stage_durations
 from cellrail.twin.scenario import scenario_from_text
 from cellrail.twin.services import calibrate_scenario
 
@@ -148,3 +150,28 @@ def test_bad_scenario_is_named_by_file_and_line() -> None:
         "a": 1,
         "process": {"qc_release": {"dist": "fixed", "value": 7.0}},
     }
+
+
+def test_runs_are_pooled_by_the_booked_platform() -> None:
+    """A hub with two platforms: the booking names the platform, so each run goes to its own fit."""
+    t0 = datetime(2026, 1, 5, tzinfo=UTC)
+
+    def journey(order: str, run_days: float, qc_days: float, rejected_then: float | None = None) -> Journey:
+        steps = [(S.MANUFACTURING, 0.0), (S.QC_PENDING, run_days)]
+        if rejected_then is not None:
+            steps += [(S.REJECTED, run_days + qc_days), (S.MANUFACTURING, run_days + qc_days + 1)]
+            steps += [(S.QC_PENDING, run_days + qc_days + 1 + rejected_then)]
+        steps.append((S.RELEASED, steps[-1][1] + qc_days))
+        return Journey(order, tuple(Milestone(s, t0 + timedelta(days=d), "hub", "op") for s, d in steps))
+
+    journeys = [journey("o1", 7, 7), journey("o2", 13, 7), journey("o3", 7, 7, rejected_then=7), journey("o4", 9, 8)]
+    booked = {"o1": "Cocoon", "o2": "Prodigy", "o3": "Cocoon"}  # o4's booking named none
+    durations = stage_durations(journeys, platform_of_order=booked)
+    assert durations["manufacturing#Cocoon"] == [7.0, 7.0, 7.0]  # o3's remanufacture counts as a run
+    assert durations["manufacturing#Prodigy"] == [13.0]
+    assert durations["manufacturing@hub"] == [9.0]
+    assert durations["qc_release"] == [7.0, 7.0, 7.0, 7.0, 8.0]
+    fits = {f.stage: f for f in fit_stages(durations, {"hub": None})}
+    assert fits["manufacturing: Cocoon"].target == ("manufacturing", "run_time", "Cocoon")
+    assert fits["manufacturing: Cocoon"].form == {"dist": "fixed", "value": 7.0}
+    assert fits["manufacturing at hub (several platforms)"].target is None  # reported, not written

@@ -96,11 +96,15 @@ STAGES: tuple[Stage, ...] = (
 )
 
 
-def stage_durations(journeys: Iterable[Journey], stages: Sequence[Stage] = STAGES) -> dict[str, list[float]]:
+def stage_durations(
+    journeys: Iterable[Journey], stages: Sequence[Stage] = STAGES, platform_of_order: Mapping[str, str] | None = None
+) -> dict[str, list[float]]:
     """Days spent in each stage, every occurrence (a remanufactured order has two runs and two QC decisions).
 
-    Keys are the stage keys, or ``key@node`` for stages timed per node (manufacturing runs, by maker).
+    Keys are the stage keys; stages timed per platform (manufacturing runs) are keyed ``key#platform`` when the
+    order's booking named the platform (``platform_of_order``), else ``key@node`` (the maker).
     """
+    booked = platform_of_order or {}
     found: dict[str, list[float]] = {stage.key: [] for stage in stages if not stage.by_node}
     for journey in journeys:
         milestones = journey.milestones
@@ -111,7 +115,10 @@ def stage_durations(journeys: Iterable[Journey], stages: Sequence[Stage] = STAGE
                 end = next((m for m in milestones[i + 1 :] if m.state in stage.ends or m.state is stage.start), None)
                 if end is None or end.state not in stage.ends:
                     continue
-                key = f"{stage.key}@{start.node}" if stage.by_node else stage.key
+                key = stage.key
+                if stage.by_node:
+                    platform = booked.get(journey.order)
+                    key = f"{stage.key}#{platform}" if platform else f"{stage.key}@{start.node}"
                 found.setdefault(key, []).append((end.at - start.at).total_seconds() / _DAY)
     return found
 
@@ -169,8 +176,8 @@ def fit_stages(
     platform_of: Mapping[str, str | None],
     stages: Sequence[Stage] = STAGES,
 ) -> list[Fit]:
-    """One fit per stage; manufacturing runs pooled per platform (``platform_of``: maker node -> its only
-    platform, or None when the node runs several and the ledger cannot tell which one made the product)."""
+    """One fit per stage; manufacturing runs pooled per platform: the one the order's booking named, else the maker
+    node's only platform (``platform_of``: node -> platform, None when it runs several: then reported only)."""
     fits: list[Fit] = []
     for stage in stages:
         if not stage.by_node:
@@ -180,11 +187,15 @@ def fit_stages(
             continue
         pooled: dict[str, list[float]] = {}
         for key, values in sorted(durations.items()):
-            if not key.startswith(f"{stage.key}@"):
+            if key.startswith(f"{stage.key}#"):
+                platform: str | None = key.split("#", 1)[1]
+                name = f"{stage.key}: {platform}"
+            elif key.startswith(f"{stage.key}@"):
+                node = key.split("@", 1)[1]
+                platform = platform_of.get(node)
+                name = f"{stage.key}: {platform}" if platform else f"{stage.key} at {node} (several platforms)"
+            else:
                 continue
-            node = key.split("@", 1)[1]
-            platform = platform_of.get(node)
-            name = f"{stage.key}: {platform}" if platform else f"{stage.key} at {node} (several platforms)"
             pooled.setdefault(name, []).extend(values)
         for name, values in pooled.items():
             platform = name.split(": ", 1)[1] if ": " in name else None
