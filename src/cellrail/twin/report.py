@@ -89,7 +89,16 @@ def _number(value: float, unit: str) -> str:
         return f"{value:.1%}"
     if unit == "currency":
         return f"{value:,.0f}"
+    if unit == "runs":
+        return f"{value:.3f}"
     return f"{value:,.1f}"
+
+
+def _change(value: float, unit: str) -> str:
+    """A difference: shares in percentage points, the rest in their unit."""
+    if unit == "share" and math.isfinite(value):
+        return f"{value * 100:.1f} pp"
+    return _number(value, unit)
 
 
 # ---- CSV ------------------------------------------------------------------------------------------------------
@@ -421,7 +430,7 @@ def _difference_table(comparison: Comparison) -> Table:
                 _number(d.mean_a, unit),
                 _number(d.mean_b, unit),
                 _signed(d, unit),
-                f"{_number(d.low, unit)} to {_number(d.high, unit)}" if math.isfinite(d.low) else "–",
+                f"{_change(d.low, unit)} to {_change(d.high, unit)}" if math.isfinite(d.low) else "–",
                 "yes" if d.significant else "no",
                 f"{d.variance_reduction:.1f}×" if math.isfinite(d.variance_reduction) else "–",
             )
@@ -431,7 +440,7 @@ def _difference_table(comparison: Comparison) -> Table:
 
 
 def _signed(d: Difference, unit: str) -> str:
-    text = _number(abs(d.difference), unit)
+    text = _change(abs(d.difference), unit)
     return text if text == "–" else ("+" if d.difference >= 0 else "−") + text
 
 
