@@ -19,7 +19,7 @@ from cellrail.twin.output import RunOutput
 from cellrail.twin.sampling import mix, sample, splitmix64, uniform01
 
 # Events on the heap (arrivals are fed from a sorted array, not the heap)
-JOIN, JOIN_SITE, DONE, RELEASE, EXPIRE, WAKE, REFERRAL = 0, 1, 2, 3, 4, 5, 6
+JOIN, JOIN_SITE, DONE, RELEASE, WAKE, REFERRAL = 0, 1, 2, 3, 4, 5
 APHERESIS, MANUFACTURING, INFUSION = 0, 1, 2
 TREATED, LOST, FAILED, IN_PROGRESS = 0, 1, 2, 3
 # Draw slots of a patient's stream (attempt a of manufacturing uses 8 + 4a, 9 + 4a, 10 + 4a)
@@ -46,41 +46,49 @@ def next_open(t: float, mask: int) -> float:  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _push(ht, hs, hv, st, t, ty, p, a):  # pragma: no cover
-    """Push event (t, type, patient, aux); ties on t leave in insertion order (deterministic)."""
+def _push(ht, hv, st, t, ty, p, a):  # pragma: no cover
+    """Push event (t, type, patient, aux) on a 4-ary min-heap of times (payload packed in one int64)."""
     i = st[0]
     st[0] += 1
-    seq = st[1]
-    st[1] += 1
     v = (np.int64(p) << 28) | (np.int64(a) << 3) | ty
     while i > 0:
-        parent = (i - 1) >> 1
-        if ht[parent] < t or (ht[parent] == t and hs[parent] < seq):
+        parent = (i - 1) >> 2
+        if ht[parent] <= t:
             break
-        ht[i], hs[i], hv[i] = ht[parent], hs[parent], hv[parent]
+        ht[i] = ht[parent]
+        hv[i] = hv[parent]
         i = parent
-    ht[i], hs[i], hv[i] = t, seq, v
+    ht[i] = t
+    hv[i] = v
 
 
 @njit(cache=True)
-def _pop(ht, hs, hv, st):  # pragma: no cover
+def _pop(ht, hv, st):  # pragma: no cover
+    """The earliest event; ties leave in an order fixed by the sequence of pushes and pops (deterministic)."""
     t, v = ht[0], hv[0]
     st[0] -= 1
     n = st[0]
     if n > 0:
-        lt, ls, lv = ht[n], hs[n], hv[n]
+        lt, lv = ht[n], hv[n]
         i = 0
         while True:
-            c = 2 * i + 1
-            if c >= n:
+            first = 4 * i + 1
+            if first >= n:
                 break
-            if c + 1 < n and (ht[c + 1] < ht[c] or (ht[c + 1] == ht[c] and hs[c + 1] < hs[c])):
-                c += 1
-            if lt < ht[c] or (lt == ht[c] and ls < hs[c]):
+            c = first
+            ct = ht[first]
+            last = min(first + 4, n)
+            for k in range(first + 1, last):
+                if ht[k] < ct:
+                    c = k
+                    ct = ht[k]
+            if lt <= ct:
                 break
-            ht[i], hs[i], hv[i] = ht[c], hs[c], hv[c]
+            ht[i] = ct
+            hv[i] = hv[c]
             i = c
-        ht[i], hs[i], hv[i] = lt, ls, lv
+        ht[i] = lt
+        hv[i] = lv
     return t, v & 7, v >> 28, (v >> 3) & 0x1FFFFFF
 
 
@@ -187,7 +195,7 @@ def _kernel(  # pragma: no cover - compiled
     deadline = np.full(n_p, math.inf)  # end of the patient's patience for the whole journey (scope "journey")
     cand = np.full(n_p, -1, np.int64)
     waiting = np.full(n_p, -1, np.int64)
-    token = np.zeros(n_p, np.int64)
+    qlimit = np.full(n_p, math.inf)  # when the patience of a waiting patient runs out in that queue
     q_next = np.full(n_p, -1, np.int64)
     # per resource
     busy = np.zeros(n_r, np.int64)
@@ -197,12 +205,11 @@ def _kernel(  # pragma: no cover - compiled
     wake = np.zeros(n_r, np.bool_)
     s_busy = np.zeros((n_r, days), np.float64)
     s_queue = np.zeros((n_r, days), np.float64)
-    # event heap: at most one flow event per patient, one expiry per queue it waited in, one wake-up per resource
-    size = (3 + max_attempts) * n_p + n_r + 8
+    # event heap: at most one flow event per patient and one wake-up per resource
+    size = n_p + n_r + 8
     ht = np.empty(size, np.float64)
-    hs = np.empty(size, np.int64)
     hv = np.empty(size, np.int64)
-    st = np.zeros(2, np.int64)
+    st = np.zeros(1, np.int64)
     joins = np.empty(2, np.int64)  # resources to dispatch after this event
 
     ai = 0
@@ -212,13 +219,15 @@ def _kernel(  # pragma: no cover - compiled
             t, ty, p, a = arr[ai], REFERRAL, ai, 0
             ai += 1
         elif st[0] > 0:
-            t, ty, p, a = _pop(ht, hs, hv, st)
+            t, ty, p, a = _pop(ht, hv, st)
         else:
             break
         if t > horizon:
             break
         while day < days and day + 1 <= t:
             for r in range(n_r):
+                if qlive[r] > 0:
+                    _sweep(r, day + 1.0, q_head, q_tail, q_next, waiting, qlimit, qlive, outcome, ended)
                 s_busy[r, day] = busy[r]
                 s_queue[r, day] = qlive[r]
             day += 1
@@ -235,21 +244,13 @@ def _kernel(  # pragma: no cover - compiled
                     deadline[p] = t + patience[p]
             w = sample(proc_dist[0], proc_par[0, 0], proc_par[0, 1], proc_par[0, 2], pkey[p], S_WORKUP)
             if w > 0.0:
-                _push(ht, hs, hv, st, t + w, JOIN, p, hosp_aph[h])
+                _push(ht, hv, st, t + w, JOIN, p, hosp_aph[h])
                 continue
             enter = hosp_aph[h]
         elif ty == WAKE:
             wake[a] = False
             joins[0] = a
             n_join = 1
-        elif ty == EXPIRE:  # patience ran out while waiting in a queue: leave it
-            if outcome[p] != IN_PROGRESS or waiting[p] < 0 or token[p] != a:
-                continue
-            outcome[p] = LOST
-            ended[p] = t
-            qlive[waiting[p]] -= 1
-            waiting[p] = -1
-            continue
         elif ty == DONE:
             busy[a] -= 1
             joins[0] = a
@@ -267,13 +268,13 @@ def _kernel(  # pragma: no cover - compiled
                                           leg_cost)  # fmt: skip
                     t_cost[p] += cost
                     if there > t:
-                        _push(ht, hs, hv, st, there, JOIN_SITE, p, cand_site[c])
+                        _push(ht, hv, st, there, JOIN_SITE, p, cand_site[c])
                     else:
                         enter = _platform(cand_site[c], site_start, site_res, busy, qlive, res_cap, res_mean)
                 else:
                     k = attempts[p] - 1
                     qc = sample(proc_dist[1], proc_par[1, 0], proc_par[1, 1], proc_par[1, 2], pkey[p], S_QC + 4 * k)
-                    _push(ht, hs, hv, st, t + qc, RELEASE, p, k)
+                    _push(ht, hv, st, t + qc, RELEASE, p, k)
         elif ty == RELEASE:
             if _lost_by(p, t, outcome, ended, deadline):
                 continue
@@ -293,7 +294,7 @@ def _kernel(  # pragma: no cover - compiled
                 back, cost = _travel(out, cand_back_start[c], cand_back_start[c + 1], back_legs, leg_days, leg_mask,
                                      leg_cost)  # fmt: skip
                 t_cost[p] += cost
-                _push(ht, hs, hv, st, back, JOIN, p, hosp_inf[hosp[p]])
+                _push(ht, hv, st, back, JOIN, p, hosp_inf[hosp[p]])
                 continue
         else:  # JOIN or JOIN_SITE
             if _lost_by(p, t, outcome, ended, deadline):
@@ -308,6 +309,9 @@ def _kernel(  # pragma: no cover - compiled
             q_next[p] = -1
             waiting[p] = enter
             qlive[enter] += 1
+            qlimit[p] = deadline[p]
+            if scope == 1:
+                qlimit[p] = t + patience[p] if res_kind[enter] == MANUFACTURING else math.inf
             joins[n_join] = enter
             n_join += 1
         for j in range(n_join):
@@ -317,11 +321,17 @@ def _kernel(  # pragma: no cover - compiled
                 if not is_open(t, res_mask[r]):
                     if not wake[r]:
                         wake[r] = True
-                        _push(ht, hs, hv, st, next_open(t, res_mask[r]), WAKE, 0, r)
+                        _push(ht, hv, st, next_open(t, res_mask[r]), WAKE, 0, r)
                     break
                 q = q_head[r]
-                while waiting[q] != r:  # lazily drop patients who left the queue
+                while q != -1 and (waiting[q] != r or qlimit[q] <= t):  # drop who left; patience ran out: lost
+                    if waiting[q] == r:
+                        _expire(q, r, waiting, qlimit, qlive, outcome, ended)
                     q = q_next[q]
+                if q == -1:
+                    q_head[r] = -1
+                    q_tail[r] = -1
+                    break
                 q_head[r] = q_next[q]
                 if q_head[r] == -1:
                     q_tail[r] = -1
@@ -347,16 +357,11 @@ def _kernel(  # pragma: no cover - compiled
                     outcome[q] = TREATED
                     ended[q] = t
                     bed[q] = dur
-                _push(ht, hs, hv, st, t + dur, DONE, q, r)
-        if enter >= 0 and waiting[p] == enter:  # still waiting: schedule the end of its patience there
-            limit = deadline[p]
-            if scope == 1 and res_kind[enter] == MANUFACTURING:
-                limit = t + patience[p]
-            if limit <= horizon:
-                token[p] += 1
-                _push(ht, hs, hv, st, limit, EXPIRE, p, token[p])
+                _push(ht, hv, st, t + dur, DONE, q, r)
     while day < days:
         for r in range(n_r):
+            if qlive[r] > 0:
+                _sweep(r, min(day + 1.0, horizon), q_head, q_tail, q_next, waiting, qlimit, qlive, outcome, ended)
             s_busy[r, day] = busy[r]
             s_queue[r, day] = qlive[r]
         day += 1
@@ -364,6 +369,38 @@ def _kernel(  # pragma: no cover - compiled
         _lost_by(p, horizon, outcome, ended, deadline)
     return (hosp, number, arr, apheresis, site, m_start, release, infusion, ended, attempts, outcome, bridged, t_cost,
             bed, s_busy, s_queue)  # fmt: skip
+
+
+@njit(cache=True)
+def _expire(q, r, waiting, qlimit, qlive, outcome, ended):  # pragma: no cover
+    waiting[q] = -1
+    qlive[r] -= 1
+    outcome[q] = LOST
+    ended[q] = qlimit[q]
+
+
+@njit(cache=True)
+def _sweep(r, t, q_head, q_tail, q_next, waiting, qlimit, qlive, outcome, ended):  # pragma: no cover
+    """Unlink from queue ``r`` everyone who left it and everyone whose patience there ran out by ``t`` (lost at that
+    moment): the queue is exact whenever it is sampled, without one timed event per waiting patient."""
+    prev = -1
+    q = q_head[r]
+    while q != -1:
+        nxt = q_next[q]
+        gone = waiting[q] != r
+        if not gone and qlimit[q] <= t:
+            _expire(q, r, waiting, qlimit, qlive, outcome, ended)
+            gone = True
+        if gone:
+            if prev == -1:
+                q_head[r] = nxt
+            else:
+                q_next[prev] = nxt
+            if q_tail[r] == q:
+                q_tail[r] = prev
+        else:
+            prev = q
+        q = nxt
 
 
 @njit(cache=True)
