@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cellrail.twin.metrics import METRIC_NAMES, CostRates, percentile, summarize, vein_to_vein
 from cellrail.twin.output import Outcome, ResourceKind, RunOutput
@@ -127,3 +129,69 @@ def test_no_patient_treated_gives_nan_not_an_error() -> None:
     assert math.isnan(m["v2v_median"])
     assert math.isnan(m["cost_per_treated"])
     assert math.isnan(percentile(np.array([]), 50))
+
+
+@st.composite
+def random_outputs(draw: st.DrawFn) -> RunOutput:
+    """Any consistent replication: outcomes, times in order, a few resources."""
+    n = draw(st.integers(0, 40))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    outcome = rng.integers(0, 4, n).astype(np.int8)
+    arrival = rng.uniform(0, 300, n)
+    apheresis = arrival + rng.uniform(0, 10, n)
+    infusion = np.where(outcome == Outcome.TREATED, apheresis + rng.uniform(5, 40, n), np.nan)
+    days = 300
+    capacity = np.array([2, 3, 1], dtype=np.int32)
+    busy = rng.integers(0, 4, (3, days)).clip(0, capacity[:, None]).astype(np.float64)
+    return RunOutput(
+        seed=1,
+        horizon_days=float(days),
+        warmup_days=float(draw(st.sampled_from([0, 30, 100]))),
+        hospitals=("h0", "h1", "h2"),
+        sites=("s0", "s1"),
+        hospital=rng.integers(0, 3, n).astype(np.int32),
+        arrival=arrival,
+        apheresis=apheresis,
+        site=rng.integers(-1, 2, n).astype(np.int32),
+        manufacture_start=apheresis + 1,
+        release=infusion - 1,
+        infusion=infusion,
+        ended=np.where(outcome == Outcome.IN_PROGRESS, np.nan, apheresis + 50),
+        attempts=rng.integers(1, 3, n).astype(np.int32),
+        outcome=outcome,
+        bridged=rng.random(n) < 0.4,
+        transport_cost=rng.uniform(0, 3000, n),
+        bed_days=rng.uniform(0, 10, n),
+        resource_node=("h0", "s0", "h1"),
+        resource_kind=np.array([0, 1, 2], dtype=np.int8),
+        capacity=capacity,
+        busy=busy,
+        queue=rng.integers(0, 5, (3, days)).astype(np.float64),
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(random_outputs())
+def test_invariants_of_any_replication(output: RunOutput) -> None:
+    s = summarize(output, CostRates("USD", (1000.0, 2000.0), 300.0, 5000.0, 1e5))
+    m = s.metrics
+    counted = output.counted()
+    assert m["patients"] == counted.sum()
+    if counted.any():
+        shares = m["treated_share"] + m["lost_share"] + m["failure_share"] + m["in_progress_share"]
+        assert shares == pytest.approx(1.0)
+        assert np.nansum(s.by_hospital["patients"]) == m["patients"]
+    if m["treated_share"] > 0:
+        parts = sum(
+            m[p] for p in ("cost_manufacturing", "cost_transport", "cost_fixed", "cost_bed_days", "cost_bridging")
+        )
+        assert parts == pytest.approx(m["cost_per_treated"])
+        v2v = vein_to_vein(output)
+        assert v2v.min() <= m["v2v_median"] <= m["v2v_p90"] <= v2v.max()
+        assert m["v2v_median"] == np.percentile(v2v, 50)  # same interpolation as numpy, bit for bit
+        assert m["d2i_p90"] == np.percentile(
+            (output.infusion - output.arrival)[counted & ~np.isnan(output.infusion)], 90
+        )
+    else:
+        assert math.isnan(m["cost_per_treated"])
+    assert all(0 <= u <= 1 for u in s.utilisation)
