@@ -151,6 +151,19 @@ def test_common_random_numbers_follow_the_hospital_not_the_network() -> None:
     assert np.array_equal(one.number[mine_one], two.number[mine_two])
     assert np.array_equal(one.bridged[mine_one], two.bridged[mine_two])
     assert mine_one.sum() > 50
+    # durations and out-of-specification draws come from the patient's own stream: where both runs made one
+    # product (same run distribution), run + QC took exactly as long in both, whatever the queues did
+    same = compile_scenario(scenario_from_text(_two_hospitals(rate_a=5, units=9), "same.yaml"))
+    three = simulate(same, 5)
+    mine_three = three.hospital == three.hospitals.index("h-b")
+    once = (one.attempts[mine_one] == 1) & (three.attempts[mine_three] == 1) & (one.outcome[mine_one] == 0)
+    once &= three.outcome[mine_three] == 0
+    assert once.sum() > 50
+    made_one = (one.release - one.manufacture_start)[mine_one][once]
+    made_three = (three.release - three.manufacture_start)[mine_three][once]
+    assert np.allclose(made_one, made_three, rtol=0, atol=1e-9)  # equal up to rounding of the start times
+    both = (one.outcome[mine_one] == 0) & (three.outcome[mine_three] == 0)
+    assert np.array_equal(one.attempts[mine_one][both], three.attempts[mine_three][both])  # same OOS draws
     assert hospital_key("h-b") == hospital_key("h-b") != hospital_key("h-a")
 
 
