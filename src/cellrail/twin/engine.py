@@ -1,9 +1,12 @@
 # mypy: disable-error-code="no-untyped-def, no-untyped-call"
 """The engine: a discrete-event simulation of every patient's journey, compiled by Numba into one loop.
 
-One event heap (time, then insertion order, so ties are deterministic), FIFO queues per resource kept as linked
-lists with lazy removal of patients lost while waiting, and calendars as weekday masks. Referrals are generated
-first (per hospital, from that hospital's own counter-based stream), sorted, and fed into the loop in time order.
+One event heap (4-ary, on time; ties leave in an order fixed by the sequence of operations, so runs are
+deterministic), FIFO queues per resource kept as linked lists, and calendars as weekday masks. A patient whose
+patience runs out while waiting is removed when reaching the head of the queue or at the end-of-day sweep, and
+recorded as lost at the exact moment; patience that runs out elsewhere is settled at the patient's next step.
+Referrals are generated first (per hospital, from that hospital's own counter-based stream), sorted, and fed into
+the loop in time order.
 The semantics are documented in docs/validation.md; ``simulate`` turns the arrays into a :class:`RunOutput`.
 """
 
@@ -18,7 +21,7 @@ from cellrail.twin.compile import Compiled, compile_scenario
 from cellrail.twin.output import RunOutput
 from cellrail.twin.sampling import mix, sample, splitmix64, uniform01
 
-# Events on the heap (arrivals are fed from a sorted array, not the heap)
+# Event types (referrals are fed from a sorted array, not through the heap)
 JOIN, JOIN_SITE, DONE, RELEASE, WAKE, REFERRAL = 0, 1, 2, 3, 4, 5
 APHERESIS, MANUFACTURING, INFUSION = 0, 1, 2
 TREATED, LOST, FAILED, IN_PROGRESS = 0, 1, 2, 3
