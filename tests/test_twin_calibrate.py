@@ -101,6 +101,7 @@ def test_fitted_stages_match_the_ledger(demo_db: tuple[Engine, Path]) -> None:
     v2v = _between(path, "collected", "infused")
     assert fits["vein_to_vein"].observed_median == pytest.approx(statistics.median(v2v))
     assert fits["vein_to_vein"].target is None  # reported, not written: it is the outcome, not a parameter
+    assert fits["release_to_shipment"].target is None  # the regional network ships fresh: no hold to calibrate
 
     # The written scenario loads, carries the fits, and kept the rest of the file with its comments.
     scenario = scenario_from_text(result.text, "calibrated.yaml")

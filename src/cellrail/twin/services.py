@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -65,6 +65,8 @@ def calibrate_scenario(engine: Engine, scenario_text: str, file: str, today: dat
     journeys = [journey for journey, _ in found]
     booked = {journey.order: platform for journey, platform in found if platform}
     fits = fit_stages(stage_durations(journeys, platform_of_order=booked), platform_of)
+    if not scenario.process.cryopreservation.enabled:  # a fresh product ships at release: the hold is not used
+        fits = [replace(f, target=None) if f.target == ("cryopreservation", "hold") else f for f in fits]
     database = engine.url.render_as_string(hide_password=True)
     text = calibrated_yaml(scenario_text, file, fits, CalibrationNote(database, len(journeys), today))
     scenario_from_text(text, file)
