@@ -90,7 +90,7 @@ def _warn(runs: list[Run]) -> None:
 
 
 def _default_out(*files: Path) -> Path:
-    return Path("twin-results") / "-vs-".join(f.stem for f in files)
+    return Path(".cellrail") / "twin" / "-vs-".join(f.stem for f in files)  # beside the demo, ignored by git
 
 
 @app.command("run")
