@@ -3,6 +3,8 @@ random numbers."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -10,7 +12,7 @@ from cellrail.twin.compile import compile_scenario, hospital_key
 from cellrail.twin.engine import next_open, simulate, warm_up
 from cellrail.twin.output import Outcome, ResourceKind, RunOutput
 from cellrail.twin.sampling import sample, uniform01
-from cellrail.twin.scenario import Scenario, scenario_from_text
+from cellrail.twin.scenario import Scenario, load_scenario, scenario_from_text
 
 MORNING = 8 / 24
 
@@ -165,6 +167,19 @@ def test_common_random_numbers_follow_the_hospital_not_the_network() -> None:
     both = (one.outcome[mine_one] == 0) & (three.outcome[mine_three] == 0)
     assert np.array_equal(one.attempts[mine_one][both], three.attempts[mine_three][both])  # same OOS draws
     assert hospital_key("h-b") == hospital_key("h-b") != hospital_key("h-a")
+
+
+def test_the_two_example_networks_see_the_same_patients() -> None:
+    """Same hospitals and demand in both examples: with one seed, the same referrals, patients and bridging."""
+    root = Path(__file__).resolve().parents[1] / "examples"
+    central = simulate(compile_scenario(load_scenario(root / "centralized.yaml")), 3)
+    regional = simulate(compile_scenario(load_scenario(root / "regional.yaml")), 3)
+    assert central.hospitals == regional.hospitals
+    assert np.array_equal(central.arrival, regional.arrival)
+    assert np.array_equal(central.hospital, regional.hospital)
+    assert np.array_equal(central.number, regional.number)
+    assert np.array_equal(central.bridged, regional.bridged)
+    assert central.patients > 1000
 
 
 def test_seasonality_thins_arrivals_around_the_trough() -> None:

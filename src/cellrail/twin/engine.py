@@ -98,57 +98,99 @@ def _pop(ht, hv, st):  # pragma: no cover
 @njit(cache=True)
 def _referrals(seed_key, horizon, hosp_key, rate, amp, peak, sched_start, sched_time):  # pragma: no cover
     """Referral times per hospital (Poisson with seasonality by thinning, plus scheduled ones), numbered in time
-    order within each hospital, then sorted globally (stable)."""
+    order within each hospital, then merged in time order (ties: lower hospital index first)."""
     n_h = hosp_key.shape[0]
     cap = 16
     for h in range(n_h):
         mean = rate[h] * (1.0 + amp[h]) * horizon
         cap += int(mean + 10.0 * math.sqrt(mean) + 10.0) + (sched_start[h + 1] - sched_start[h])
     times = np.empty(cap, np.float64)
-    hosp = np.empty(cap, np.int64)
-    number = np.empty(cap, np.int64)
+    starts = np.zeros(n_h + 1, np.int64)
     n = 0
     for h in range(n_h):
-        first = n
         key = mix(splitmix64(hosp_key[h] ^ seed_key), _ARRIVAL_TAG)
         top = rate[h] * (1.0 + amp[h])
-        if top > 0.0:
-            t = 0.0
-            k = 0
-            while True:
-                t += -math.log(uniform01(key, 2 * k)) / top
-                if t > horizon:
-                    break
-                accept = True
-                if amp[h] > 0.0:
-                    here = rate[h] * (1.0 + amp[h] * math.cos(2.0 * math.pi * (t - peak[h]) / 365.0))
-                    accept = uniform01(key, 2 * k + 1) * top <= here
-                k += 1
-                if accept:
-                    if n >= cap:
-                        grown = cap * 2
-                        times2 = np.empty(grown, np.float64)
-                        hosp2 = np.empty(grown, np.int64)
-                        number2 = np.empty(grown, np.int64)
-                        times2[:n] = times[:n]
-                        hosp2[:n] = hosp[:n]
-                        number2[:n] = number[:n]
-                        times, hosp, number, cap = times2, hosp2, number2, grown
-                    times[n] = t
-                    hosp[n] = h
-                    n += 1
+        t = 0.0
+        k = 0
+        while top > 0.0:
+            t += -math.log(uniform01(key, 2 * k)) / top
+            if t > horizon:
+                break
+            accept = True
+            if amp[h] > 0.0:
+                here = rate[h] * (1.0 + amp[h] * math.cos(2.0 * math.pi * (t - peak[h]) / 365.0))
+                accept = uniform01(key, 2 * k + 1) * top <= here
+            k += 1
+            if accept:
+                if n >= times.shape[0]:
+                    times = _grown(times, n)
+                times[n] = t
+                n += 1
+        scheduled = False
         for j in range(sched_start[h], sched_start[h + 1]):
             if sched_time[j] <= horizon:
+                if n >= times.shape[0]:
+                    times = _grown(times, n)
                 times[n] = sched_time[j]
-                hosp[n] = h
                 n += 1
-        local = np.argsort(times[first:n], kind="mergesort")
-        block = times[first:n][local].copy()
-        times[first:n] = block
-        for i in range(n - first):
-            number[first + i] = i
-    order = np.argsort(times[:n], kind="mergesort")
-    return times[:n][order].copy(), hosp[:n][order].copy(), number[:n][order].copy()
+                scheduled = True
+        if scheduled:
+            times[starts[h] : n] = np.sort(times[starts[h] : n])
+        starts[h + 1] = n
+    # merge the sorted blocks with a small heap of one head per hospital: O(n log H)
+    out_t = np.empty(n, np.float64)
+    out_h = np.empty(n, np.int64)
+    out_n = np.empty(n, np.int64)
+    head = starts[:n_h].copy()
+    kt = np.empty(n_h, np.float64)
+    kh = np.empty(n_h, np.int64)
+    m = 0
+    for h in range(n_h):
+        if starts[h + 1] > starts[h]:
+            kt[m] = times[starts[h]]
+            kh[m] = h
+            m += 1
+    for i in range(m // 2 - 1, -1, -1):
+        _sift(kt, kh, i, m)
+    for i in range(n):
+        h = kh[0]
+        j = head[h]
+        out_t[i] = times[j]
+        out_h[i] = h
+        out_n[i] = j - starts[h]
+        head[h] = j + 1
+        if j + 1 < starts[h + 1]:
+            kt[0] = times[j + 1]
+        else:
+            m -= 1
+            kt[0] = kt[m]
+            kh[0] = kh[m]
+        if m > 0:
+            _sift(kt, kh, 0, m)
+    return out_t, out_h, out_n
+
+
+@njit(cache=True)
+def _grown(values, n):  # pragma: no cover
+    bigger = np.empty(2 * values.shape[0] + 16, values.dtype)
+    bigger[:n] = values[:n]
+    return bigger
+
+
+@njit(cache=True)
+def _sift(kt, kh, i, m):  # pragma: no cover
+    """Sift entry ``i`` down a binary min-heap of (time, hospital) of size ``m``."""
+    while True:
+        c = 2 * i + 1
+        if c >= m:
+            return
+        if c + 1 < m and (kt[c + 1] < kt[c] or (kt[c + 1] == kt[c] and kh[c + 1] < kh[c])):
+            c += 1
+        if kt[i] < kt[c] or (kt[i] == kt[c] and kh[i] < kh[c]):
+            return
+        kt[i], kt[c] = kt[c], kt[i]
+        kh[i], kh[c] = kh[c], kh[i]
+        i = c
 
 
 @njit(cache=True)
