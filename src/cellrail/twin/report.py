@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import math
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,7 +52,7 @@ class Run:
 
     def warnings(self) -> list[str]:
         found = [f"{Path(self.file).name}: {problem}" for problem in self.scenario.capacity_problems()]
-        waiting = float(np.nanmean(self.result.values("in_progress_share")))
+        waiting = float(_nanmean(self.result.values("in_progress_share")))
         if waiting > IN_PROGRESS_WARNING:
             found.append(
                 f"{Path(self.file).name}: {waiting:.0%} of counted patients are still in progress at the horizon; "
@@ -64,6 +65,13 @@ class Run:
             return str(self.scenario.network.node(node).name)
         except Exception:  # an id the network does not know: show the id
             return node
+
+
+def _nanmean(values: np.ndarray[Any, np.dtype[np.float64]], axis: int | None = None) -> Any:
+    """Mean without NaN; NaN, silently, where every value is NaN (e.g. a hospital that treated nobody)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(values, axis=axis)
 
 
 def mean_ci(values: np.ndarray[Any, np.dtype[np.float64]]) -> tuple[float, float, float, int]:
@@ -135,7 +143,7 @@ def write_run_csv(run: Run, out: Path) -> list[Path]:
         ),
     ]
     hospitals = r.summaries[0].hospitals
-    means = {name: np.nanmean(r.hospital_values(name), axis=0) for name in HOSPITAL_METRICS}
+    means = {name: _nanmean(r.hospital_values(name), axis=0) for name in HOSPITAL_METRICS}
     files.append(
         _write_csv(
             out / "hospitals.csv",
@@ -228,7 +236,7 @@ def v2v_figure(runs: Sequence[Run], what: str) -> go.Figure:
     for run in runs:
         o = run.result.first
         chosen = o.counted() & (o.outcome == Outcome.TREATED)
-        names = [run.name_of(o.hospitals[h]) for h in o.hospital[chosen]]
+        names = [o.hospitals[h] for h in o.hospital[chosen]]  # node ids: short axis labels; names in the table
         figure.add_trace(go.Box(x=names, y=vein_to_vein(o), name=Path(run.file).stem, boxpoints=False))
     figure.update_layout(
         title=_title("Vein-to-vein days per hospital (replication 0, treated patients)", what),
@@ -244,7 +252,7 @@ def outcome_figure(runs: Sequence[Run], what: str) -> go.Figure:
     figure = go.Figure()
     labels = [Path(run.file).stem for run in runs]
     for metric, label, colour in _OUTCOMES:
-        values = [float(np.nanmean(run.result.values(metric))) for run in runs]
+        values = [float(_nanmean(run.result.values(metric))) for run in runs]
         figure.add_trace(go.Bar(x=labels, y=values, name=label, marker_color=colour))
     figure.update_layout(
         title=_title("Share of counted patients by outcome (mean over replications)", what),
@@ -257,11 +265,11 @@ def outcome_figure(runs: Sequence[Run], what: str) -> go.Figure:
 
 def hospital_outcome_figure(run: Run, what: str) -> go.Figure:
     r = run.result
-    names = [run.name_of(h) for h in r.summaries[0].hospitals]
+    names = list(r.summaries[0].hospitals)
     figure = go.Figure()
     for metric, label, colour in _OUTCOMES:
         figure.add_trace(
-            go.Bar(x=names, y=np.nanmean(r.hospital_values(metric), axis=0), name=label, marker_color=colour)
+            go.Bar(x=names, y=_nanmean(r.hospital_values(metric), axis=0), name=label, marker_color=colour)
         )
     figure.update_layout(
         title=_title("Outcomes per hospital (mean over replications)", what),
@@ -280,7 +288,7 @@ def resource_figure(run: Run, what: str, kinds: Sequence[ResourceKind] = (Resour
     for i, node in enumerate(o.resource_node):
         if int(o.resource_kind[i]) not in {int(k) for k in kinds} or o.capacity[i] <= 0:
             continue
-        label = f"{run.name_of(node)} ({_KINDS[int(o.resource_kind[i])]})"
+        label = f"{node} ({_KINDS[int(o.resource_kind[i])]})"
         figure.add_trace(go.Scatter(x=days, y=r.busy_mean[i] / o.capacity[i], name=f"{label} utilisation"))
         figure.add_trace(go.Scatter(x=days, y=r.queue_mean[i], name=f"{label} queue", yaxis="y2", line={"dash": "dot"}))
     figure.add_vrect(x0=0, x1=o.warmup_days, fillcolor="#e2e8f0", opacity=0.5, line_width=0, annotation_text="warm-up")
@@ -300,7 +308,7 @@ def cost_figure(runs: Sequence[Run], what: str) -> go.Figure:
     figure = go.Figure()
     labels = [Path(run.file).stem for run in runs]
     for part in COST_PARTS:
-        values = [float(np.nanmean(run.result.values(part))) for run in runs]
+        values = [float(_nanmean(run.result.values(part))) for run in runs]
         figure.add_trace(go.Bar(x=labels, y=values, name=LABELS[part].replace("of which", "").strip()))
     currency = runs[0].result.currency
     figure.update_layout(
@@ -353,11 +361,12 @@ def _headline_table(run: Run) -> Table:
 
 def _hospital_table(run: Run) -> Table:
     r = run.result
-    means = {name: np.nanmean(r.hospital_values(name), axis=0) for name in HOSPITAL_METRICS}
+    means = {name: _nanmean(r.hospital_values(name), axis=0) for name in HOSPITAL_METRICS}
     rows = []
     for i, h in enumerate(r.summaries[0].hospitals):
         rows.append(
             (
+                h,
                 run.name_of(h),
                 f"{means['patients'][i]:.0f}",
                 f"{means['treated_share'][i]:.1%}",
@@ -367,7 +376,7 @@ def _hospital_table(run: Run) -> Table:
                 _number(float(means["d2i_median"][i]), "days"),
             )
         )
-    columns = ("hospital", "patients", "treated", "lost waiting", "v2v median", "v2v p90", "decision→infusion")
+    columns = ("node", "hospital", "patients", "treated", "lost waiting", "v2v median", "v2v p90", "decision→infusion")
     return Table(columns, rows, caption="Means over replications of each replication's figure (days)")
 
 
