@@ -154,13 +154,22 @@ def _run_local(token: str, scenario: Any, chunks: list[list[int]], workers: int,
                 tick(pending.pop(future), future.result())
 
 
-def _run_ray(token: str, scenario: Any, chunks: list[list[int]], tick: Tick) -> None:
+def _ray() -> Any:
     try:
         import ray
     except ModuleNotFoundError:
         raise InvalidInput.one("engine", "Ray is not installed: pip install 'cellrail[ray]'") from None
     if not ray.is_initialized():
         ray.init()  # joins the cluster named by RAY_ADDRESS if set, else starts a local Ray instance
+    return ray
+
+
+def _ray_cpus() -> int:
+    return max(1, int(_ray().cluster_resources().get("CPU", 1)))
+
+
+def _run_ray(token: str, scenario: Any, chunks: list[list[int]], tick: Tick) -> None:
+    ray = _ray()
     task = ray.remote(run_chunk)
     shared = ray.put(scenario)
     pending = {task.remote(token, shared, chunk, False): index for index, chunk in enumerate(chunks)}
@@ -181,7 +190,8 @@ def run_replications(
     """Run ``replications`` replications of ``scenario`` (a twin Scenario) and summarize each one.
 
     ``engine='local'`` spreads chunks of replications over ``workers`` processes (default: every core;
-    ``workers=1`` runs in this process); ``engine='ray'`` sends them as Ray tasks. Same seed, same results.
+    ``workers=1`` runs in this process); ``engine='ray'`` sends them as Ray tasks (default: as many groups as the
+    cluster has CPUs). Same seed, same results.
     """
     if replications < 1:
         raise InvalidInput.one("replications", "must be at least 1")
@@ -199,7 +209,7 @@ def run_replications(
         warm_up()  # load the compiled kernel first, so that the timing below is of a replication only
     head = run_chunk(token, scenario, seeds[:1], True)
     rest = seeds[1:]
-    count = workers or os.cpu_count() or 1
+    count = workers or (_ray_cpus() if engine == "ray" else os.cpu_count() or 1)  # ray: the whole cluster's CPUs
     if workers is None and engine == "local" and head.seconds * len(rest) < _IN_PROCESS_SECONDS:
         count = 1  # a pool would cost more to start than these replications take
     count = max(1, min(count, len(rest)))
