@@ -22,7 +22,7 @@ from cellrail.twin.output import RunOutput
 from cellrail.twin.sampling import mix, sample, splitmix64, uniform01
 
 # Event types (referrals are fed from a sorted array, not through the heap)
-JOIN, JOIN_SITE, DONE, RELEASE, WAKE, REFERRAL = 0, 1, 2, 3, 4, 5
+JOIN, JOIN_SITE, DONE, WAKE, REFERRAL = 0, 1, 2, 3, 4
 APHERESIS, MANUFACTURING, INFUSION = 0, 1, 2
 TREATED, LOST, FAILED, IN_PROGRESS = 0, 1, 2, 3
 # Draw slots of a patient's stream (attempt a of manufacturing uses 8 + 4a, 9 + 4a, 10 + 4a)
@@ -316,31 +316,32 @@ def _kernel(  # pragma: no cover - compiled
                         _push(ht, hv, st, there, JOIN_SITE, p, cand_site[c])
                     else:
                         enter = _platform(cand_site[c], site_start, site_res, busy, qlive, res_cap, res_mean)
-                else:
+                else:  # QC release known now: its time and result are the patient's own draws
                     k = attempts[p] - 1
-                    qc = sample(proc_dist[1], proc_par[1, 0], proc_par[1, 1], proc_par[1, 2], pkey[p], S_QC + 4 * k)
-                    _push(ht, hv, st, t + qc, RELEASE, p, k)
-        elif ty == RELEASE:
-            if _lost_by(p, t, outcome, ended, deadline):
-                continue
-            chance = oos if a == 0 else re_oos
-            if uniform01(pkey[p], S_OOS + 4 * a) < chance:
-                if attempts[p] >= max_attempts:
-                    outcome[p] = FAILED
-                    ended[p] = t
-                    continue
-                enter = _platform(site[p], site_start, site_res, busy, qlive, res_cap, res_mean)
-            else:
-                release[p] = t
-                out = t
-                if cryo:
-                    out += sample(proc_dist[2], proc_par[2, 0], proc_par[2, 1], proc_par[2, 2], pkey[p], S_CRYO)
-                c = cand[p]
-                back, cost = _travel(out, cand_back_start[c], cand_back_start[c + 1], back_legs, leg_days, leg_mask,
-                                     leg_cost)  # fmt: skip
-                t_cost[p] += cost
-                _push(ht, hv, st, back, JOIN, p, hosp_inf[hosp[p]])
-                continue
+                    done = t + sample(
+                        proc_dist[1], proc_par[1, 0], proc_par[1, 1], proc_par[1, 2], pkey[p], S_QC + 4 * k
+                    )
+                    # past the horizon the product is still in QC (censored); a patience that runs out before the
+                    # release ends the journey then, the product is discarded
+                    if done <= horizon and not _lost_by(p, done, outcome, ended, deadline):
+                        if uniform01(pkey[p], S_OOS + 4 * k) < (oos if k == 0 else re_oos):
+                            if attempts[p] >= max_attempts:
+                                outcome[p] = FAILED
+                                ended[p] = done
+                            else:  # remade at the same site: back in its queue at release
+                                _push(ht, hv, st, done, JOIN_SITE, p, site[p])
+                        else:
+                            release[p] = done
+                            out = done
+                            if cryo:
+                                out += sample(
+                                    proc_dist[2], proc_par[2, 0], proc_par[2, 1], proc_par[2, 2], pkey[p], S_CRYO
+                                )
+                            c = cand[p]
+                            back, cost = _travel(out, cand_back_start[c], cand_back_start[c + 1], back_legs, leg_days,
+                                                 leg_mask, leg_cost)  # fmt: skip
+                            t_cost[p] += cost
+                            _push(ht, hv, st, back, JOIN, p, hosp_inf[hosp[p]])
         else:  # JOIN or JOIN_SITE
             if _lost_by(p, t, outcome, ended, deadline):
                 continue
