@@ -221,3 +221,12 @@ def test_distribution_forms(form: dict[str, object], mean: float) -> None:
     d = Distribution.model_validate(form)
     assert d.expected == pytest.approx(mean)
     assert len(d.parameters()) == 3
+
+
+def test_a_hospital_without_any_route_is_refused_with_the_network_problem() -> None:
+    text = NETWORK.replace("lanes:\n  - {from: h-a, to: hub, transport_hours: 3}\n", "lanes: []\n") + DEMAND
+    found = problems_of(text)
+    assert (
+        f"net.yaml:{line_of(text, 'id: h-a')}: nodes[0].id: hospital 'h-a' has no lane route to and from any "
+        in (found[0])
+    )
