@@ -521,8 +521,8 @@ def _choose(
 def simulate(compiled: Compiled, seed: int) -> RunOutput:
     """One replication. Same compiled scenario and seed -> bit-identical output."""
     c = compiled
-    if seed < 0:
-        raise ValueError("seed must be >= 0")
+    if not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be an integer from 0 to 2**63 - 1, not {seed}")
     out = _kernel(
         np.int64(seed), c.horizon, np.int64(c.days), c.hosp_key, c.hosp_rate, c.hosp_amp, c.hosp_peak,
         c.sched_start, c.sched_time, c.hosp_aph, c.hosp_inf, c.cand_start, c.cand_site, c.cand_out_start,
