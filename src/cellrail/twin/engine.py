@@ -473,26 +473,10 @@ def _platform(s, site_start, site_res, busy, qlive, res_cap, res_mean):  # pragm
 
 
 @njit(cache=True)
-def _choose(
-    h,
-    t,
-    cand_start,
-    cand_site,
-    cand_out_start,
-    out_legs,
-    leg_days,
-    leg_mask,
-    leg_cost,
-    site_start,
-    site_res,
-    res_mask,
-    busy,
-    qlive,
-    res_cap,
-    res_mean,
-    routing,
-    overflow_q,
-):  # pragma: no cover
+def _choose(  # pragma: no cover
+    h, t, cand_start, cand_site, cand_out_start, out_legs, leg_days, leg_mask, leg_cost, site_start, site_res,
+    res_mask, busy, qlive, res_cap, res_mean, routing, overflow_q,
+):  # fmt: skip
     """The candidate a hospital sends a collection to (primary; overflow; or earliest expected start)."""
     first = cand_start[h]
     last = cand_start[h + 1]
