@@ -58,3 +58,22 @@ def test_landscape_import_benchmark_runs(tmp_path: Path) -> None:
     for figure in ("(a) import_paths", "(b) read_records alone", "(c) import_paths, classification skipped"):
         assert figure in output, output
     assert "(d) memory" in output, output
+
+
+def test_twin_engine_benchmark_runs(tmp_path: Path) -> None:
+    """The twin engine vs SimPy benchmark at tiny sizes: agreement table, both figures, warm-up reported apart."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "twin_engine.py"), "--seeds", "3", "--nodes", "10",
+         "--patients", "300", "--reps", "2", "--simpy-reps", "1", "--dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert "Traceback" not in output, output
+    assert done.returncode in (0, 1), output
+    for figure in ("(0) JIT warm-up", "Agreement, regional.yaml", "(a) replications/s", "(b) ms per replication"):
+        assert figure in output, output
+    assert (tmp_path / "twin-generated.yaml").exists()

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from cellrail.cli.errors import friendly
 from cellrail.cli.serve import HostOption, PortOption, serve_engine
+from cellrail.cli.twin import run_comparison
 from cellrail.demo.journeys import DEMO_PASSWORD, JourneyPlayer, PlayStats, demo_window, set_up, with_site_keys
 from cellrail.kernel.clock import ManualClock
 from cellrail.kernel.errors import Conflict
@@ -76,8 +77,23 @@ def demo(
             console.print(f"[red]FAILED[/red] {finding}")
         raise typer.Exit(1)
     console.print(f"Users: op-<node>, qp-<node>, courier, auditor, admin; demo password '{DEMO_PASSWORD}'")
+    _twin_headline(network_file.parent, database.parent / "twin", seed)
     if serve:
         serve_engine(engine, host, port)
+
+
+TWIN_REPLICATIONS = 40  # a few dozen: a few seconds, and intervals already narrow thanks to common random numbers
+
+
+def _twin_headline(examples: Path, out: Path, seed: int) -> None:
+    """The twin's headline: the centralized and the regional example networks on the same simulated patients."""
+    a, b = examples / "centralized.yaml", examples / "regional.yaml"
+    if not (a.is_file() and b.is_file()):
+        console.print(f"(twin comparison skipped: {a} and {b} are not both there)", highlight=False)
+        return
+    console.print("\n[bold]The twin[/bold]: two years of referrals to both networks, same patients in each")
+    _, page = run_comparison(a, b, TWIN_REPLICATIONS, seed, "local", None, out)
+    console.print(f"Twin report: {page}  (more: cellrail twin compare {a} {b})", highlight=False, soft_wrap=True)
 
 
 def _print_summary(network: Network, database: Path, weeks: int, stats: PlayStats, status: NetworkStatus) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cellrail.cli import admin, demo, landscape, ledger, network, serve
+from cellrail.cli import admin, demo, landscape, ledger, network, serve, twin
 
 app = typer.Typer(
     help="CellRail: chain of identity and custody for decentralized cell and gene therapy networks.",
@@ -22,6 +22,7 @@ app.add_typer(ledger.proof_app, name="proof")
 app.command("checkpoint")(ledger.checkpoint)
 app.command("serve")(serve.serve)
 app.command("demo")(demo.demo)
+app.add_typer(twin.app, name="twin")
 app.add_typer(landscape.app, name="landscape")
 
 if __name__ == "__main__":
