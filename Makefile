@@ -31,6 +31,10 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ledger_ingest.py
 	$(BIN)/python benchmarks/api_handoff.py
+	$(BIN)/python benchmarks/ledger_audit.py
+	$(BIN)/python benchmarks/twin_engine.py
+	$(BIN)/python benchmarks/twin_replications.py
+	$(BIN)/python benchmarks/landscape_import.py
 
 clean:
 	rm -rf $(VENV) .cellrail .pytest_cache .mypy_cache .ruff_cache
