@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, bindparam, func, insert, select, text, update
+from sqlalchemy import Connection, Select, bindparam, func, insert, select, text, union_all, update
 from sqlalchemy.exc import IntegrityError
 
 from cellrail.rail.access_control import Role
@@ -239,14 +239,30 @@ class SqlLedger:
             bodies = self.entries(log, [index + 1 for index in leaves])
             found.update(((0, seq - 1), leaf_hash(body)) for seq, body in bodies.items())
         nodes = t.merkle_nodes.c
+        branches: list[Select[tuple[int, int, bytes]]] = []
+        bound = 0
         for level, indexes in by_level.items():
             for start in range(0, len(indexes), _SUBTREE_KEYS_PER_QUERY):
                 chunk = indexes[start : start + _SUBTREE_KEYS_PER_QUERY]
-                query = select(nodes.idx, nodes.hash).where(
-                    nodes.log == log, nodes.level == level, nodes.idx.in_(chunk)
+                if bound + len(chunk) > _SUBTREE_KEYS_PER_QUERY:  # one statement per few hundred keys
+                    found.update(self._nodes(branches))
+                    branches, bound = [], 0
+                branches.append(
+                    select(nodes.level, nodes.idx, nodes.hash).where(
+                        nodes.log == log, nodes.level == level, nodes.idx.in_(chunk)
+                    )
                 )
-                found.update(((level, idx), bytes(digest)) for idx, digest in self.c.execute(query))
+                bound += len(chunk)
+        found.update(self._nodes(branches))
         return found
+
+    def _nodes(self, branches: Sequence[Select[tuple[int, int, bytes]]]) -> Iterator[tuple[tuple[int, int], bytes]]:
+        """Run per-level lookups as one statement (a proof's ~log n levels cost one round trip, not log n)."""
+        if not branches:
+            return
+        rows: Iterable[Any] = self.c.execute(branches[0] if len(branches) == 1 else union_all(*branches))
+        for level, idx, digest in rows:
+            yield (level, idx), bytes(digest)
 
     def for_order(self, coi: str) -> list[dict[str, Any]]:
         query = select(t.ledger_events.c.body).where(t.ledger_events.c.order_coi == coi).order_by(t.ledger_events.c.id)
