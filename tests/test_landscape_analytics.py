@@ -18,6 +18,7 @@ from cellrail.landscape.analytics import (
     StartsRow,
     StartStatus,
     cagr,
+    cgt_only,
     modality_split,
     overview,
     phase_mix,
@@ -128,8 +129,21 @@ def test_estimated_starts_are_kept_apart_from_actual_ones() -> None:
 def test_as_of_stands_in_for_a_missing_snapshot() -> None:
     item = make("NCT1", start=date(2026, 1, 1)).trial
     no_snapshot = replace(item, snapshot=None)
-    assert start_status(no_snapshot) is StartStatus.ACTUAL
     assert start_status(no_snapshot, as_of=date(2025, 12, 31)) is StartStatus.ESTIMATED
+    # no flag and no snapshot: a past start may have been planned at download time, so it is not called actual
+    assert start_status(no_snapshot) is StartStatus.KIND_NOT_STATED
+    assert start_status(no_snapshot, as_of=date(2026, 11, 25)) is StartStatus.KIND_NOT_STATED
+    assert start_status(replace(no_snapshot, start_kind=DateKind.ACTUAL)) is StartStatus.ACTUAL
+    assert start_status(replace(no_snapshot, snapshot=date(2026, 2, 1))) is StartStatus.ACTUAL
+
+
+def test_trials_not_classified_as_cgt_are_counted_apart() -> None:
+    trials = [make("NCT1"), make("NCT2", classification=Classification(Modality.UNCLASSIFIED, None, None, "none"))]
+    facts = overview(trials)
+    assert (facts.trials, facts.not_cgt) == (2, 1)
+    assert [t.trial.registry_id for t in cgt_only(trials)] == ["NCT1"]
+    ranked = ranking(starts_by_country(cgt_only(trials), date(2026, 1, 1)))
+    assert {r.geography: r.total for r in ranked} == {"CN": 1, "ALL": 1}
 
 
 def test_missing_start_and_country_are_explicit_not_stated_rows() -> None:

@@ -94,4 +94,5 @@ def test_report_writes_html_and_csv_beside_it_and_summary_ranks_countries(tmp_pa
     assert summary.exit_code == 0, summary.output
     lines = [line for line in summary.output.splitlines() if "China" in line or "United States" in line]
     assert "China" in lines[0]
-    assert "2,274 trials: 1,984 actual starts" in summary.output
+    assert "2,274 trials stored: 2,188 cell and gene therapy, 86 not classified as CGT" in summary.output
+    assert "CGT trials: 1,907 actual starts" in summary.output

@@ -85,22 +85,31 @@ def report(
 def summary(
     database: str | None = DatabaseOption, top: int = typer.Option(10, min=1, help="How many countries to list")
 ) -> None:
-    """Actual trial starts by country (per-country view) and the ex vivo / in vivo split, in the terminal."""
-    trials = _trials(database)
+    """Actual starts of cell and gene therapy trials by country (per-country view), ex vivo / in vivo, in the
+    terminal; trials not classified as CGT are one count of their own, never inside the ranking."""
+    every = _trials(database)
+    trials = a.cgt_only(every)
     today = datetime.now(UTC).date()
-    facts = a.overview(trials, today)
+    facts = a.overview(every, today)
     console.print(
-        f"{facts.trials:,} trials: {facts.actual:,} actual starts, {facts.estimated:,} estimated, "
+        f"{facts.trials:,} trials stored: {facts.trials - facts.not_cgt:,} cell and gene therapy, "
+        f"{facts.not_cgt:,} {a.NOT_CGT} (not counted below)"
+    )
+    console.print(
+        f"CGT trials: {facts.actual:,} actual starts, {facts.estimated:,} estimated, "
+        f"{facts.not_stated_kind:,} actual or estimated not stated, "
         f"{facts.no_start_date:,} without a start date, {facts.no_country:,} without a country"
     )
-    table = Table("geography", "actual starts", "ex vivo", "in vivo", "unclassified", title="Per-country view")
-    ranked = a.ranking(a.starts_by_country(trials, today))[: top + 2]  # + the ALL and EU27 rows
+    table = Table("geography", "actual starts", "ex vivo", "in vivo", title="Per-country view, CGT trials")
+    ranking = a.ranking(a.starts_by_country(trials, today))
+    aggregates = [r for r in ranking if r.aggregate]
+    ranked = [*aggregates, *a.top_countries(ranking, top)]
     modality = {(r.geography, r.group): r.trials for r in a.modality_mix(trials, [r.geography for r in ranked])}
     for row in ranked:
-        cells = [f"{modality.get((row.geography, m.value), 0):,}" for m in Modality]
+        cells = [f"{modality.get((row.geography, m.value), 0):,}" for m in (Modality.EX_VIVO, Modality.IN_VIVO)]
         table.add_row(escape(row.name), f"{row.total:,}", *cells)
     console.print(table)
     console.print(
         "A multinational trial counts once for each of its countries; EU-27 and 'All trials' count it once. "
-        "Modality columns count all trials of the geography, whatever their start status."
+        "Modality columns count all CGT trials of the geography, whatever their start status."
     )

@@ -23,7 +23,11 @@ RULES_FILE = "cellrail/landscape/data/modality_rules.yaml"
 NO_RULE = "none"
 UPSTREAM_PREFIX = "upstream:"
 
-TrialField = Literal["title", "interventions", "intervention_types", "conditions", "target"]
+TrialField = Literal["title", "interventions", "product_interventions", "intervention_types", "conditions", "target"]
+# Registry intervention types that are never a cell or gene product (a transplant procedure, a device, a diet...).
+# DRUG stays in: many cell products are registered as DRUG (177 of 1,073 cell-named interventions in the 2021
+# classic-CSV exports under tests/data/ctgov/jesnyder-allogenic-2021).
+NOT_A_PRODUCT = frozenset({"PROCEDURE", "DEVICE", "BEHAVIORAL", "RADIATION", "DIAGNOSTIC_TEST", "DIETARY_SUPPLEMENT"})
 CellSource = Literal["autologous", "allogeneic"]
 
 
@@ -47,6 +51,7 @@ class _Rule(_Strict):
     id: RuleId
     fields: list[TrialField] = Field(min_length=1)
     match: list[Regex] = Field(min_length=1)
+    requires: list[Regex] = []
     unless: list[Regex] = []
     rationale: str = Field(min_length=1)
     source: str = Field(min_length=1)
@@ -131,6 +136,7 @@ class _Compiled:
 
     fields: tuple[TrialField, ...]
     match: re.Pattern[str]
+    requires: tuple[re.Pattern[str], ...]
     unless: re.Pattern[str] | None
     needs: frozenset[str] | None
 
@@ -140,7 +146,11 @@ class _Compiled:
             if not any(n in folded for n in self.needs):
                 return False
         text = texts.joined(self.fields)
-        return self.match.search(text) is not None and (self.unless is None or self.unless.search(text) is None)
+        return (
+            self.match.search(text) is not None
+            and all(r.search(text) is not None for r in self.requires)
+            and (self.unless is None or self.unless.search(text) is None)
+        )
 
 
 def _alternation(patterns: list[str]) -> re.Pattern[str]:
@@ -149,7 +159,8 @@ def _alternation(patterns: list[str]) -> re.Pattern[str]:
 
 def _compile(rule: _Rule) -> _Compiled:
     unless = _alternation(rule.unless) if rule.unless else None
-    return _Compiled(tuple(rule.fields), _alternation(rule.match), unless, _prefilter(rule.match))
+    requires = tuple(re.compile(p, re.IGNORECASE) for p in rule.requires)
+    return _Compiled(tuple(rule.fields), _alternation(rule.match), requires, unless, _prefilter(rule.match))
 
 
 @dataclass(frozen=True)
@@ -211,6 +222,8 @@ class _Texts:
             return t.title or ""
         if name == "interventions":
             return "\n".join(i.name or "" for i in t.interventions)
+        if name == "product_interventions":
+            return "\n".join(i.name or "" for i in t.interventions if i.type.upper() not in NOT_A_PRODUCT)
         if name == "intervention_types":
             return "\n".join(i.type or "" for i in t.interventions)
         if name == "conditions":
