@@ -35,7 +35,7 @@ def test_import_lists_rejected_records_and_succeeds_when_something_was_stored(tm
     database = f"sqlite:///{tmp_path / 'store.db'}"
     result = runner.invoke(app, ["landscape", "import", str(small_monitor_csv(tmp_path)), "-d", database])
     assert result.exit_code == 0, result.output
-    assert "4 new and 0 updated trials (4 ptjeong-monitor-csv); 1 rejected" in result.output
+    assert "4 new and 0 updated trials (4 ptjeong-monitor-csv); 0 kept newer stored record; 1 rejected" in result.output
     assert "NCT-BROKEN" in result.output
     assert "NCTId" in result.output  # the reason names the field
     again = runner.invoke(app, ["landscape", "import", str(small_monitor_csv(tmp_path)), "-d", database])
@@ -52,7 +52,7 @@ def test_import_with_nothing_stored_fails(tmp_path: Path) -> None:
         csv.writer(handle).writerows([rows[0], rows[-1]])
     result = runner.invoke(app, ["landscape", "import", str(only_bad), "-d", database])
     assert result.exit_code == 1
-    assert "0 new and 0 updated trials (none); 1 rejected" in result.output
+    assert "0 new and 0 updated trials (none); 0 kept newer stored record; 1 rejected" in result.output
     junk = tmp_path / "junk.csv"
     junk.write_text("a,b\n1,2\n", encoding="utf-8")
     unknown = runner.invoke(app, ["landscape", "import", str(junk), "-d", database])

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from cellrail.kernel.clock import ManualClock
 from cellrail.landscape.classify import classify
 from cellrail.landscape.importers import read_records
 from cellrail.landscape.model import Classification, ClassifiedTrial, Modality, Trial
-from cellrail.landscape.ports import LandscapeUnitOfWork
+from cellrail.landscape.ports import LandscapeUnitOfWork, UpsertCounts
 from cellrail.landscape.services import import_paths
 from cellrail.store import tables as t
 from cellrail.store.uow import SqlUnitOfWork
@@ -158,3 +159,47 @@ def test_batches_larger_than_one_statement_can_bind(engine: Engine) -> None:
         korean = uow.landscape.search(country="KR", limit=5000)
     assert korean
     assert all("KR" in c.trial.countries for c in korean)
+
+
+def _version(trial: Trial, source: str, snapshot: date | None, title: str) -> ClassifiedTrial:
+    return ClassifiedTrial(replace(trial, source=source, snapshot=snapshot, title=title), classify(trial))
+
+
+def test_an_older_snapshot_from_another_source_never_overwrites_a_newer_record(engine: Engine) -> None:
+    base = next(r for r in read_records(MONITOR / "trials.csv") if isinstance(r, Trial))
+    newer = _version(base, "ptjeong-monitor-csv", date(2026, 8, 22), "2026 title")
+    with SqlUnitOfWork(engine) as uow:
+        assert uow.landscape.upsert_trials([newer], WHEN) == UpsertCounts(1, 0, 0)
+        uow.commit()
+    for older in (
+        _version(base, "ctgov-classic-csv", date(2021, 5, 1), "2021 title"),  # an older snapshot
+        _version(base, "ctgov-classic-csv", None, "undated title"),  # no snapshot: the oldest
+    ):
+        with SqlUnitOfWork(engine) as uow:
+            assert uow.landscape.upsert_trials([older], WHEN) == UpsertCounts(0, 0, 1)
+            uow.commit()
+        assert [t.trial.title for t in stored(engine)] == ["2026 title"]
+    for replacement in (
+        _version(base, "ptjeong-monitor-csv", date(2026, 1, 1), "same source, earlier"),  # same source: replaces
+        _version(base, "ctgov-v2-json", date(2026, 9, 1), "later snapshot"),  # a later snapshot: replaces
+    ):
+        with SqlUnitOfWork(engine) as uow:
+            assert uow.landscape.upsert_trials([replacement], WHEN) == UpsertCounts(0, 1, 0)
+            uow.commit()
+        assert [t.trial.title for t in stored(engine)] == [replacement.trial.title]
+        assert stored(engine)[0].trial.countries == base.countries
+
+
+def test_the_import_counts_records_kept_because_the_stored_one_is_newer(engine: Engine) -> None:
+    first = import_paths(factory(engine), [MONITOR / "trials.csv"], clock=ManualClock(WHEN))
+    assert first.imported == 2274
+    allogeneic = DATA / "jesnyder-allogenic-2021" / "clinicalGeneticEngineering.csv"
+    overlap = {r.registry_id for r in read_records(allogeneic) if isinstance(r, Trial)} & {
+        t.trial.registry_id for t in stored(engine)
+    }
+    assert overlap
+    second = import_paths(factory(engine), [allogeneic], clock=ManualClock(WHEN))
+    assert second.kept_newer == len(overlap)
+    assert second.updated == 0
+    with SqlUnitOfWork(engine, write=False) as uow:
+        assert all(uow.landscape.get(i).trial.source == "ptjeong-monitor-csv" for i in overlap)  # type: ignore[union-attr]

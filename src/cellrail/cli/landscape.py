@@ -46,7 +46,7 @@ def import_(
     sources = ", ".join(f"{n:,} {source}" for source, n in sorted(result.by_source.items())) or "none"
     console.print(
         f"[green]ok[/green] {result.imported:,} new and {result.updated:,} updated trials "
-        f"({sources}); {len(result.rejected):,} rejected"
+        f"({sources}); {result.kept_newer:,} kept newer stored record; {len(result.rejected):,} rejected"
     )
     for line in describe(result.rejected, show_rejected):
         console.print(f"[yellow]rejected[/yellow] {escape(line)}", highlight=False)

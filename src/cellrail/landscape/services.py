@@ -1,7 +1,8 @@
 """Import registry files into the landscape store: stream, classify, upsert in batches.
 
 Each batch is one transaction, so a crash leaves whole batches or none of one; the upsert is keyed by registry
-id, so running the same import again changes nothing but ``imported_at`` (and the rows whose source changed).
+id, so running the same import again changes nothing but ``imported_at`` (and the rows whose source changed); an
+older snapshot from another source never overwrites a newer stored record (it is counted as ``kept_newer``).
 Memory holds one batch of trials plus the rejections.
 """
 
@@ -24,11 +25,13 @@ DEFAULT_BATCH = 1000
 
 @dataclass
 class ImportResult:
-    """``imported``: trials new to the store; ``updated``: stored trials replaced; ``by_source``: trials read per
+    """``imported``: trials new to the store; ``updated``: stored trials replaced; ``kept_newer``: trials not written
+    because the stored record is newer (another source with a later snapshot); ``by_source``: trials read per
     importer ('ctgov-v2-json', ...); ``rejected``: the records skipped, each with file, line, id and reason."""
 
     imported: int = 0
     updated: int = 0
+    kept_newer: int = 0
     rejected: list[Rejected] = field(default_factory=list)
     by_source: dict[str, int] = field(default_factory=dict)
 
@@ -66,6 +69,7 @@ def import_paths(
             uow.commit()
         result.imported += counts.inserted
         result.updated += counts.updated
+        result.kept_newer += counts.kept
         batch.clear()
         if progress is not None:
             progress(seen)
