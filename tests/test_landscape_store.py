@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from cellrail.kernel.clock import ManualClock
+from cellrail.kernel.errors import InvalidInput
 from cellrail.landscape.classify import classify
 from cellrail.landscape.importers import read_records
 from cellrail.landscape.model import Classification, ClassifiedTrial, Modality, Trial
@@ -203,3 +204,14 @@ def test_the_import_counts_records_kept_because_the_stored_one_is_newer(engine: 
     assert second.updated == 0
     with SqlUnitOfWork(engine, write=False) as uow:
         assert all(uow.landscape.get(i).trial.source == "ptjeong-monitor-csv" for i in overlap)  # type: ignore[union-attr]
+
+
+def test_every_path_is_checked_before_the_first_batch_is_written(engine: Engine, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a registry file\n", encoding="utf-8")
+    with pytest.raises(InvalidInput) as caught:
+        import_paths(factory(engine), [MONITOR / "trials.csv", notes], batch_size=100, clock=ManualClock(WHEN))
+    (problem,) = caught.value.problems
+    assert (problem.field, problem.file) == ("path", str(notes))
+    assert "not a known registry format" in problem.message
+    assert stored(engine) == []  # trials.csv came first, yet none of its batches was written

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cellrail.kernel.clock import Clock, SystemClock
-from cellrail.kernel.errors import InvalidInput, Problem
+from cellrail.kernel.errors import InvalidInput
 from cellrail.landscape.classify import classify as default_classify
-from cellrail.landscape.importers import Rejected, read_records
+from cellrail.landscape.importers import Rejected, check_path, read_records
 from cellrail.landscape.model import Classification, ClassifiedTrial, Trial
 from cellrail.landscape.ports import LandscapeUnitOfWorkFactory
 
@@ -50,13 +50,14 @@ def import_paths(
     progress: Callable[[int], None] | None = None,
 ) -> ImportResult:
     """Import every record under ``paths``; ``progress`` is called with the number of records read (good and
-    rejected) after each batch. All paths are checked before anything is written."""
+    rejected) after each batch. Every path is checked before anything is written: it must exist, and a named file
+    must be of a known format (its CSV header is read); files inside a directory are detected as they are walked."""
     if batch_size < 1:
         raise InvalidInput.one("batch_size", "must be at least 1")
     path_list = [Path(p) for p in paths]
-    missing = [Problem("path", "no such file or directory", str(p)) for p in path_list if not p.exists()]
-    if missing:
-        raise InvalidInput(missing)
+    problems = [problem for problem in map(check_path, path_list) if problem is not None]
+    if problems:
+        raise InvalidInput(problems)
     imported_at = (clock or SystemClock()).now()
     result = ImportResult()
     by_source: Counter[str] = Counter()
