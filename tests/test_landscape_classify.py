@@ -419,7 +419,7 @@ def _without_prefilter() -> RuleSet:
     rules = default_rules()
 
     def bare(group: Any) -> Any:
-        return tuple((rule, replace(compiled, needs=None)) for rule, compiled in group)
+        return tuple((rule, replace(compiled, needs=None, requires_needs=())) for rule, compiled in group)
 
     return replace(
         rules, modality=bare(rules.modality), platform=bare(rules.platform), cell_source=bare(rules.cell_source)

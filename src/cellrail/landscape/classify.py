@@ -135,19 +135,22 @@ class _Compiled:
     the search when the text cannot match (most rules, for most trials)."""
 
     fields: tuple[TrialField, ...]
-    match: re.Pattern[str]
+    match: tuple[re.Pattern[str], ...]  # searched one by one: each keeps the regex engine's literal-prefix scan
     requires: tuple[re.Pattern[str], ...]
     unless: re.Pattern[str] | None
     needs: frozenset[str] | None
+    requires_needs: tuple[frozenset[str], ...] = ()  # one literal of each set must be present (from `requires`)
 
     def hits(self, texts: _Texts) -> bool:
-        if self.needs is not None:
+        if self.needs is not None or self.requires_needs:
             folded = texts.joined(self.fields, folded=True)
-            if not any(n in folded for n in self.needs):
+            if self.needs is not None and not any(n in folded for n in self.needs):
+                return False
+            if not all(any(n in folded for n in needs) for needs in self.requires_needs):
                 return False
         text = texts.joined(self.fields)
         return (
-            self.match.search(text) is not None
+            any(p.search(text) is not None for p in self.match)
             and all(r.search(text) is not None for r in self.requires)
             and (self.unless is None or self.unless.search(text) is None)
         )
@@ -160,7 +163,15 @@ def _alternation(patterns: list[str]) -> re.Pattern[str]:
 def _compile(rule: _Rule) -> _Compiled:
     unless = _alternation(rule.unless) if rule.unless else None
     requires = tuple(re.compile(p, re.IGNORECASE) for p in rule.requires)
-    return _Compiled(tuple(rule.fields), _alternation(rule.match), requires, unless, _prefilter(rule.match))
+    requires_needs = tuple(n for n in (_prefilter([p]) for p in rule.requires) if n is not None)
+    return _Compiled(
+        tuple(rule.fields),
+        tuple(re.compile(p, re.IGNORECASE) for p in rule.match),
+        requires,
+        unless,
+        _prefilter(rule.match),
+        requires_needs,
+    )
 
 
 @dataclass(frozen=True)
