@@ -96,3 +96,19 @@ def test_report_writes_html_and_csv_beside_it_and_summary_ranks_countries(tmp_pa
     assert "China" in lines[0]
     assert "2,274 trials stored: 2,188 cell and gene therapy, 86 not classified as CGT" in summary.output
     assert "CGT trials: 1,907 actual starts" in summary.output
+
+
+def test_snapshot_option_dates_a_classic_csv_so_past_starts_count_as_actual(tmp_path: Path) -> None:
+    classic = Path(__file__).parent / "data" / "ctgov" / "jesnyder-allogenic-2021" / "clinicaliPSC.csv"
+    undated, dated = f"sqlite:///{tmp_path / 'undated.db'}", f"sqlite:///{tmp_path / 'dated.db'}"
+    assert runner.invoke(app, ["landscape", "import", str(classic), "-d", undated]).exit_code == 0
+    imported = runner.invoke(app, ["landscape", "import", str(classic), "-d", dated, "--snapshot", "2021-06-01"])
+    assert imported.exit_code == 0, imported.output
+    without = runner.invoke(app, ["landscape", "summary", "-d", undated])
+    with_snapshot = runner.invoke(app, ["landscape", "summary", "-d", dated])
+    assert " 0 actual starts" in without.output
+    assert "actual or estimated not stated" in without.output
+    assert " 0 actual or estimated not stated" in with_snapshot.output
+    bad = runner.invoke(app, ["landscape", "import", str(classic), "-d", dated, "--snapshot", "June 2021"])
+    assert bad.exit_code != 0
+    assert "snapshot" in bad.output

@@ -30,6 +30,11 @@ def import_(
     paths: list[Path] = typer.Argument(..., help="ClinicalTrials.gov API v2 JSON, classic CSV or monitor CSV files"),
     database: str | None = DatabaseOption,
     show_rejected: int = typer.Option(20, min=0, help="How many rejected records to list"),
+    snapshot: datetime | None = typer.Option(
+        None,
+        formats=["%Y-%m-%d"],
+        help="Day the files were downloaded (YYYY-MM-DD), stored for records whose source gives none (classic CSV)",
+    ),
 ) -> None:
     """Read, classify and store trials (re-importing a trial replaces it); list the records that were rejected."""
     engine = engine_for(database)
@@ -41,6 +46,7 @@ def import_(
             lambda: SqlUnitOfWork(engine),
             paths,
             progress=lambda seen: progress.update(task, description=f"reading records: {seen:,}"),
+            snapshot=snapshot.date() if snapshot is not None else None,
         )
     engine.dispose()
     sources = ", ".join(f"{n:,} {source}" for source, n in sorted(result.by_source.items())) or "none"

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import date
 from pathlib import Path
 
 from cellrail.kernel.clock import Clock, SystemClock
@@ -48,9 +49,12 @@ def import_paths(
     batch_size: int = DEFAULT_BATCH,
     clock: Clock | None = None,
     progress: Callable[[int], None] | None = None,
+    snapshot: date | None = None,
 ) -> ImportResult:
     """Import every record under ``paths``; ``progress`` is called with the number of records read (good and
-    rejected) after each batch. Every path is checked before anything is written: it must exist, and a named file
+    rejected) after each batch. ``snapshot`` (the day the files were downloaded) is stored for records whose source
+    gives none (the classic CSV export), so their past starts can count as actual.
+    Every path is checked before anything is written: it must exist, and a named file
     must be of a known format (its CSV header is read); files inside a directory are detected as they are walked."""
     if batch_size < 1:
         raise InvalidInput.one("batch_size", "must be at least 1")
@@ -82,6 +86,8 @@ def import_paths(
                 result.rejected.append(record)
                 continue
             by_source[record.source] += 1
+            if snapshot is not None and record.snapshot is None:
+                record = replace(record, snapshot=snapshot)
             batch.append(ClassifiedTrial(record, classify(record)))
             if len(batch) >= batch_size:
                 flush()
