@@ -206,6 +206,15 @@ def test_zip_and_directory_import_the_same_trials(tmp_path: Path) -> None:
     assert detect_format(archive) == "ctgov-v2-json-zip"
 
 
+def test_zip_members_are_read_in_the_archives_own_order_without_a_sorted_copy(tmp_path: Path) -> None:
+    # the central directory is already one ZipInfo per member (O(members), docs/landscape.md): no second, sorted list
+    archive = tmp_path / "studies.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for nct, path in sorted(SAMPLES.items(), reverse=True):
+            z.write(path, f"{nct}.json")
+    assert [t.registry_id for t in trials(archive)] == sorted(SAMPLES, reverse=True)
+
+
 def test_unknown_files_named_directly_are_refused(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(InvalidInput, match="not a known registry format"):
