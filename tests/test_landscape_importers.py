@@ -215,6 +215,17 @@ def test_zip_members_are_read_in_the_archives_own_order_without_a_sorted_copy(tm
     assert [t.registry_id for t in trials(archive)] == sorted(SAMPLES, reverse=True)
 
 
+def test_classic_csv_sponsor_class_is_the_first_funded_by_the_lead_sponsors_class() -> None:
+    # Funded Bys follows Sponsor/Collaborators: "Memorial Sloan Kettering|Stanford|Juno" -> "Other|Industry"
+    path = DATA / "jesnyder-allogenic-2021" / "clinicalGeneticEngineering.csv"
+    found = {t.registry_id: t for t in trials(path) if t.registry_id in ("NCT02498912", "NCT01586403")}
+    assert (found["NCT02498912"].sponsor, found["NCT02498912"].sponsor_class) == (
+        "Memorial Sloan Kettering Cancer Center",
+        "OTHER",
+    )
+    assert found["NCT01586403"].sponsor_class == "OTHER"
+
+
 def test_unknown_files_named_directly_are_refused(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(InvalidInput, match="not a known registry format"):

@@ -43,7 +43,8 @@ MONTHS = {
 PHASES = {"phase 1": "PHASE1", "phase 2": "PHASE2", "phase 3": "PHASE3", "phase 4": "PHASE4"}
 PHASES |= {"early phase 1": "EARLY_PHASE1", "not applicable": "NA"}
 STATUS_SPECIAL = {"unknown status": "UNKNOWN"}
-# "Funded Bys" lists the classes of the sponsor and its collaborators, in no documented order.
+# "Funded Bys" lists the distinct classes of the sponsor and its collaborators in the order of Sponsor/Collaborators
+# (lead first): "Memorial Sloan Kettering|Stanford|Juno" -> "Other|Industry". Its first entry is the lead's class.
 FUNDERS = {"industry": "INDUSTRY", "nih": "NIH", "other": "OTHER", "u.s. fed": "FED"}
 
 
@@ -120,7 +121,7 @@ def to_trial(row: dict[str, str]) -> Trial:
         countries=countries,
         lead_country=lead_country(countries, first),
         sponsor=sponsors[0] if sponsors else None,  # the export lists the lead sponsor first
-        sponsor_class=FUNDERS.get(funders[0]) if len(funders) == 1 else None,  # only when it must be the lead's
+        sponsor_class=FUNDERS.get(funders[0]) if funders else None,  # the lead sponsor's class comes first
         interventions=_interventions(row.get("Interventions", "")),
         conditions=tuple(c.strip() for c in row.get("Conditions", "").split("|") if c.strip()),
         upstream_product_type=None,
