@@ -371,6 +371,10 @@ def test_country_names_as_registries_spell_them() -> None:
         "Taiwan": "TW",
         "Russian Federation": "RU",
         "  united   states ": "US",
+        # countries that no longer exist, as old ClinicalTrials.gov records spell them (ISO 3166-3 codes)
+        "Former Serbia and Montenegro": "CS",
+        "Netherlands Antilles": "AN",
+        "Former Yugoslavia": "YU",
     }.items():
         assert country_code(name) == code, name
     assert country_code("NA") is None
@@ -380,6 +384,7 @@ def test_country_names_as_registries_spell_them() -> None:
     assert country_of_location("Samsung Medical Center, Seoul, Korea, Republic of") == "KR"
     assert country_of_location("Emory University, Atlanta, Georgia, United States") == "US"
     assert country_of_location("Somewhere, Nowhere") is None
+    assert country_of_location("Clinical Center, Belgrade, Former Serbia and Montenegro") == "CS"
 
 
 def test_country_table_errors_name_file_and_line() -> None:
