@@ -20,6 +20,9 @@ from cellrail.kernel.yaml_source import parse_yaml
 from cellrail.landscape.model import Classification, Modality, Trial
 
 RULES_FILE = "cellrail/landscape/data/modality_rules.yaml"
+# Letters the regex engine matches case-insensitively with an ASCII letter although casefold() does not give it
+# (CPython re._casefix): dotless i, dotted capital I, long s, Kelvin sign.
+FOLD_TRAPS = ("\u0131", "\u0130", "\u017f", "\u212a")
 NO_RULE = "none"
 UPSTREAM_PREFIX = "upstream:"
 
@@ -117,12 +120,13 @@ def _necessary(items: Any) -> frozenset[str] | None:
 
 def _prefilter(patterns: list[str]) -> frozenset[str] | None:
     """Substrings one of which the casefolded text must contain for any of ``patterns`` to match (None: always
-    search). Derived from the regex parse tree; if the parser is unavailable, there is simply no prefilter."""
+    search). Derived from the regex parse tree of CPython's private ``re._parser``: if it is missing or its tree
+    has another shape (another Python), there is simply no prefilter (a test checks every shipped rule has one)."""
     try:
         from re import _parser  # type: ignore[attr-defined]  # CPython's own regex parser (3.11+)
 
         needed = [_necessary(_parser.parse(p, re.IGNORECASE)) for p in patterns]
-    except Exception:  # a missing shortcut must never stop classification
+    except (ImportError, AttributeError, TypeError, ValueError, IndexError, re.error):
         return None
     if any(n is None for n in needed):
         return None
@@ -142,7 +146,10 @@ class _Compiled:
     requires_needs: tuple[frozenset[str], ...] = ()  # one literal of each set must be present (from `requires`)
 
     def hits(self, texts: _Texts) -> bool:
-        if self.needs is not None or self.requires_needs:
+        # The literal prefilter compares casefolded text, but the regex engine's case-insensitive matching also
+        # equates a few non-ASCII letters with ASCII ones (dotless 'ı' and 'İ' ~ 'i', 'ſ' ~ 's', Kelvin sign ~ 'k')
+        # which casefold() does not map to them: a text holding one goes straight to the regexes.
+        if (self.needs is not None or self.requires_needs) and texts.prefilterable(self.fields):
             folded = texts.joined(self.fields, folded=True)
             if self.needs is not None and not any(n in folded for n in self.needs):
                 return False
@@ -240,6 +247,10 @@ class _Texts:
         if name == "conditions":
             return "\n".join(c or "" for c in t.conditions)
         return t.target or ""
+
+    def prefilterable(self, fields: tuple[TrialField, ...]) -> bool:
+        text = self.joined(fields)
+        return text.isascii() or all(letter not in text for letter in FOLD_TRAPS)
 
     def joined(self, fields: tuple[TrialField, ...], folded: bool = False) -> str:
         key = (fields, folded)
