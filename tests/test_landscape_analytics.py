@@ -28,6 +28,7 @@ from cellrail.landscape.analytics import (
     start_status,
     starts_by_country,
     starts_by_lead_country,
+    top_countries,
     year_on_year,
     yearly,
 )
@@ -200,6 +201,7 @@ def test_sponsor_classes_map_to_industry_or_academic() -> None:
     assert {sponsor_group(c) for c in ("NIH", "FED", "OTHER_GOV", "OTHER", "NETWORK", "INDIV")} == {ACADEMIC}
     assert sponsor_group(None) == NOT_STATED
     assert sponsor_group("AMBIGUOUS") == "other (AMBIGUOUS)"
+    assert sponsor_group("AMBIG") == NOT_STATED  # the API's "ambiguous" agency class says nothing
     trials = [
         make("NCT1", ("CN", "DE"), sponsor_class="INDUSTRY"),
         make("NCT2", ("CN",)),
@@ -247,3 +249,11 @@ def test_every_trial_is_counted_and_none_is_dropped(trials: list[ClassifiedTrial
     for row in sponsor_mix(trials):
         shares[row.geography] = shares.get(row.geography, 0.0) + row.share
     assert all(abs(total - 1.0) < 1e-9 for total in shares.values())
+
+
+def test_top_countries_leave_out_aggregates_and_not_stated() -> None:
+    trials = [make("NCT1", countries=("DE", "FR")), make("NCT2", countries=()), make("NCT3", countries=("US",))]
+    ranked = ranking(starts_by_country(trials, date(2026, 1, 1)))
+    assert {r.geography for r in ranked} == {"DE", "FR", "US", NOT_STATED, EU27_CODE, ALL}
+    assert {r.geography for r in top_countries(ranked, 10)} == {"DE", "FR", "US"}
+    assert len(top_countries(ranked, 2)) == 2

@@ -48,6 +48,7 @@ SPONSOR_GROUPS: Mapping[str, str] = {
     "NETWORK": ACADEMIC,
     "INDIV": ACADEMIC,
     "UNKNOWN": NOT_STATED,
+    "AMBIG": NOT_STATED,  # API v2 AgencyClass AMBIG: the registry could not tell the class
 }
 FOCUS_GEOGRAPHIES = (ALL, "CN", "US", EU27_CODE)
 
