@@ -305,7 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"({directory_bytes / members / 1e3:.2f} kB per member, O(members): unzip the full registry to a directory).",
         f"Reference: orjson untyped decode of the same files {args.records / orjson_seconds:,.0f} records/s "
         f"(the typed msgspec floor is {orjson_seconds / floor_seconds:.2f}x as fast).",
-        f"Import result: {result.imported:,} new, {result.updated:,} updated, {len(result.rejected)} rejected.",
+        f"Import result: {result.imported:,} new, {result.updated:,} updated, {result.rejected_total} rejected.",
         "ratio = value / baseline: the share of the bare parse floor the whole import reaches.",
     ]
     report(console, "Landscape import, API v2 JSON -> SQLite (WAL, synchronous=FULL), one core", figures, header, notes)

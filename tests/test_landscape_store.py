@@ -19,7 +19,7 @@ from cellrail.landscape.classify import classify
 from cellrail.landscape.importers import read_records
 from cellrail.landscape.model import Classification, ClassifiedTrial, Modality, Trial
 from cellrail.landscape.ports import LandscapeUnitOfWork, UpsertCounts
-from cellrail.landscape.services import import_paths
+from cellrail.landscape.services import KEPT_REJECTIONS, describe, import_paths
 from cellrail.store import tables as t
 from cellrail.store.uow import SqlUnitOfWork
 
@@ -215,3 +215,17 @@ def test_every_path_is_checked_before_the_first_batch_is_written(engine: Engine,
     assert (problem.field, problem.file) == ("path", str(notes))
     assert "not a known registry format" in problem.message
     assert stored(engine) == []  # trials.csv came first, yet none of its batches was written
+
+
+def test_rejections_are_kept_up_to_a_bound_and_counted_in_full(engine: Engine, tmp_path: Path) -> None:
+    header = (MONITOR / "trials.csv").read_text(encoding="utf-8").splitlines()[0]
+    broken = tmp_path / "trials.csv"
+    columns = header.count(",") + 1
+    rows = [",".join(["NCT-BROKEN", *[""] * (columns - 1)])] * (KEPT_REJECTIONS + 5)
+    broken.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    result = import_paths(factory(engine), [broken], clock=ManualClock(WHEN))
+    assert (len(result.rejected), result.rejected_total) == (KEPT_REJECTIONS, KEPT_REJECTIONS + 5)
+    assert (
+        describe(result.rejected, 2, result.rejected_total)[-1]
+        == f"... and {KEPT_REJECTIONS + 3:,} more rejected records"
+    )

@@ -52,9 +52,9 @@ def import_(
     sources = ", ".join(f"{n:,} {source}" for source, n in sorted(result.by_source.items())) or "none"
     console.print(
         f"[green]ok[/green] {result.imported:,} new and {result.updated:,} updated trials "
-        f"({sources}); {result.kept_newer:,} kept newer stored record; {len(result.rejected):,} rejected"
+        f"({sources}); {result.kept_newer:,} kept newer stored record; {result.rejected_total:,} rejected"
     )
-    for line in describe(result.rejected, show_rejected):
+    for line in describe(result.rejected, show_rejected, result.rejected_total):
         console.print(f"[yellow]rejected[/yellow] {escape(line)}", highlight=False)
     if result.stored == 0:
         raise typer.Exit(1)

@@ -3,7 +3,7 @@
 Each batch is one transaction, so a crash leaves whole batches or none of one; the upsert is keyed by registry
 id, so running the same import again changes nothing but ``imported_at`` (and the rows whose source changed); an
 older snapshot from another source never overwrites a newer stored record (it is counted as ``kept_newer``).
-Memory holds one batch of trials plus the rejections.
+Memory holds one batch of trials plus the first 1,000 rejections (the others are counted).
 """
 
 from __future__ import annotations
@@ -22,18 +22,21 @@ from cellrail.landscape.model import Classification, ClassifiedTrial, Trial
 from cellrail.landscape.ports import LandscapeUnitOfWorkFactory
 
 DEFAULT_BATCH = 1000
+KEPT_REJECTIONS = 1000  # rejections kept with their details; the rest are only counted (memory stays bounded)
 
 
 @dataclass
 class ImportResult:
     """``imported``: trials new to the store; ``updated``: stored trials replaced; ``kept_newer``: trials not written
     because the stored record is newer (another source with a later snapshot); ``by_source``: trials read per
-    importer ('ctgov-v2-json', ...); ``rejected``: the records skipped, each with file, line, id and reason."""
+    importer ('ctgov-v2-json', ...); ``rejected``: the first KEPT_REJECTIONS records skipped, each with file, line,
+    id and reason; ``rejected_total``: how many were skipped in all."""
 
     imported: int = 0
     updated: int = 0
     kept_newer: int = 0
     rejected: list[Rejected] = field(default_factory=list)
+    rejected_total: int = 0
     by_source: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -83,7 +86,9 @@ def import_paths(
         for record in read_records(path):
             seen += 1
             if isinstance(record, Rejected):
-                result.rejected.append(record)
+                result.rejected_total += 1
+                if len(result.rejected) < KEPT_REJECTIONS:
+                    result.rejected.append(record)
                 continue
             by_source[record.source] += 1
             if snapshot is not None and record.snapshot is None:
@@ -99,9 +104,12 @@ def import_paths(
     return result
 
 
-def describe(rejected: Sequence[Rejected], limit: int = 20) -> list[str]:
-    """Lines for a user: the first ``limit`` rejections and how many more there were."""
+def describe(rejected: Sequence[Rejected], limit: int = 20, total: int | None = None) -> list[str]:
+    """Lines for a user: the first ``limit`` rejections and how many more there were (of ``total``, when only the
+    first ones were kept)."""
+    total = len(rejected) if total is None else total
     lines = [str(r) for r in rejected[:limit]]
-    if len(rejected) > limit:
-        lines.append(f"... and {len(rejected) - limit} more rejected records")
+    shown = min(limit, len(rejected))
+    if total > shown:
+        lines.append(f"... and {total - shown:,} more rejected records")
     return lines
