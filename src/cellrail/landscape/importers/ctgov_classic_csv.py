@@ -8,13 +8,19 @@ Its values are prose, not the API's enums, so they are mapped: "Phase 1|Phase 2"
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 from cellrail.landscape.countries import country_of_location
-from cellrail.landscape.importers.base import RecordError, Rejected, iso_code, lead_country, registry_id
+from cellrail.landscape.importers.base import (
+    RecordError,
+    Rejected,
+    iso_code,
+    lead_country,
+    read_csv_rows,
+    registry_id,
+)
 from cellrail.landscape.model import DateKind, DatePrecision, Intervention, Trial
 
 SOURCE = "ctgov-classic-csv"
@@ -132,24 +138,11 @@ def to_trial(row: dict[str, str]) -> Trial:
 
 
 def read_file(path: Path) -> Iterator[Trial | Rejected]:
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None or not all(column in header for column in REQUIRED):
-            missing = [c for c in REQUIRED if header is None or c not in header]
-            yield Rejected(str(path), 1, None, f"not a classic ClinicalTrials.gov CSV: missing columns {missing}")
-            return
-        line = reader.line_num + 1
-        for values in reader:
-            record_line, line = line, reader.line_num + 1
-            row = dict(zip(header, values, strict=False))
-            nct = row.get("NCT Number")
-            if len(values) != len(header):
-                yield Rejected(
-                    str(path), record_line, nct, f"the row has {len(values)} fields, the header {len(header)}"
-                )
-                continue
-            try:
-                yield to_trial(row)
-            except RecordError as error:
-                yield Rejected(str(path), record_line, nct, str(error))
+    yield from read_csv_rows(
+        path,
+        accepts=lambda header: all(column in header for column in REQUIRED),
+        required=REQUIRED,
+        what="classic ClinicalTrials.gov CSV",
+        id_column="NCT Number",
+        to_trial=to_trial,
+    )
