@@ -162,6 +162,14 @@ class LandscapeReport:
         return written
 
 
+def _yearly_lines(title: str, source: str, rows: Sequence[a.StartsRow]) -> Any:
+    """One line of actual starts per year for each focus geography (China, United States, EU-27, all trials)."""
+    series = [(name, a.yearly(rows, code)) for code, name in FOCUS]
+    return _figure(
+        title, source, [go.Scatter(x=list(s), y=list(s.values()), mode="lines+markers", name=n) for n, s in series]
+    )
+
+
 def _years(rows: Iterable[a.StartsRow]) -> list[int]:
     return sorted({r.year for r in rows if r.year is not None})
 
@@ -237,15 +245,7 @@ def build_report(
         source,
         [go.Bar(x=[r.name for r in top], y=[r.total for r in top])],
     )
-    lines = _figure(
-        "Actual trial starts per year",
-        source,
-        [
-            go.Scatter(x=list(s), y=list(s.values()), mode="lines+markers", name=name)
-            for code, name in FOCUS
-            for s in [a.yearly(by_country, code)]
-        ],
-    )
+    lines = _yearly_lines("Actual trial starts per year", source, by_country)
     sections.append(
         Section(
             heading="Trial starts by country",
@@ -262,15 +262,7 @@ def build_report(
 
     keep(csv_table("starts_by_lead_country", by_lead))
     lead_ranked = keep(rank_table("ranking_by_lead_country_actual", a.ranking(by_lead), years))
-    lead_lines = _figure(
-        "Actual trial starts per year, lead-country view",
-        source,
-        [
-            go.Scatter(x=list(s), y=list(s.values()), mode="lines+markers", name=name)
-            for code, name in FOCUS
-            for s in [a.yearly(by_lead, code)]
-        ],
-    )
+    lead_lines = _yearly_lines("Actual trial starts per year, lead-country view", source, by_lead)
     sections.append(
         Section(
             heading="Trial starts by lead country",
@@ -342,8 +334,9 @@ def build_report(
     )
 
     first, last = _window(trials, as_of)
-    growth_rows = [g for code, _ in FOCUS for g in a.year_on_year(code, a.yearly(by_country, code), first + 1, last)]
-    cagr_rows = [a.cagr(code, a.yearly(by_country, code), first, last) for code, _ in FOCUS]
+    focus_series = {code: a.yearly(by_country, code) for code, _ in FOCUS}
+    growth_rows = [g for code, series in focus_series.items() for g in a.year_on_year(code, series, first + 1, last)]
+    cagr_rows = [a.cagr(code, series, first, last) for code, series in focus_series.items()]
     growth = keep(csv_table("growth_year_on_year", growth_rows))
     rates = keep(csv_table("growth_cagr", cagr_rows))
     sections.append(
