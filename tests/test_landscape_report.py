@@ -197,3 +197,4 @@ def test_charts_are_bar_and_line_only(report_dir: Path) -> None:
     types = {trace.type for section in built.report.sections for figure in section.figures for trace in figure.data}
     assert types == {"bar", "scatter"}
     assert set(built.tables) == {p.stem for p in (report_dir / "csv").glob("*.csv")}
+    assert not hasattr(built, "write")  # building is pure; cellrail.landscape.report_files writes the files

@@ -17,6 +17,7 @@ from cellrail.kernel.errors import NotFound
 from cellrail.landscape import analytics as a
 from cellrail.landscape.model import ClassifiedTrial, Modality
 from cellrail.landscape.report import build_report
+from cellrail.landscape.report_files import write_report
 from cellrail.landscape.services import describe, import_paths
 from cellrail.store.uow import SqlUnitOfWork
 
@@ -81,7 +82,7 @@ def report(
 ) -> None:
     """Write the self-contained HTML report and one CSV file per table."""
     trials = _trials(database)
-    written = build_report(trials, datetime.now(UTC)).write(out, csv_dir)
+    written = write_report(build_report(trials, datetime.now(UTC)), out, csv_dir)
     console.print(f"[green]ok[/green] report of {len(trials):,} trials: {escape(str(out))}")
     console.print(f"    {len(written) - 1} CSV tables in {escape(str(written[-1].parent))}")
 

@@ -2,18 +2,17 @@
 
 Every number on the page comes from ``cellrail.landscape.analytics``; the CSV files hold the full tables (the page
 shows the top rows), so an analyst can check any figure in a spreadsheet. Each chart carries its data source and
-snapshot, and each section its counting convention and caveats.
+snapshot, and each section its counting convention and caveats. Building is pure (no I/O): the files are
+written by ``cellrail.landscape.report_files``.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
@@ -21,7 +20,7 @@ import plotly.graph_objects as go
 from cellrail.landscape import analytics as a
 from cellrail.landscape.analytics import ALL, EU27_CODE, StartStatus
 from cellrail.landscape.model import ClassifiedTrial, Modality
-from cellrail.reports.page import Report, Section, Table, render
+from cellrail.reports.page import Report, Section, Table
 
 FOCUS = (("CN", "China"), ("US", "United States"), (EU27_CODE, "EU-27"), (ALL, "All trials"))
 UPSTREAMS = {
@@ -142,24 +141,10 @@ def _html(table: CsvTable, limit: int | None = None, caption: str = "") -> Table
 
 @dataclass(frozen=True)
 class LandscapeReport:
+    """The page and its full tables, built in memory; ``cellrail.landscape.report_files`` writes them."""
+
     report: Report
     tables: dict[str, CsvTable]
-
-    def write(self, out: Path, csv_dir: Path | None = None) -> list[Path]:
-        """Write the HTML page to ``out`` and each table to ``csv_dir`` (default: ``<out stem>-csv`` beside it)."""
-        folder = csv_dir if csv_dir is not None else out.with_name(out.stem + "-csv")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        folder.mkdir(parents=True, exist_ok=True)
-        out.write_text(render(self.report), encoding="utf-8")
-        written = [out]
-        for table in self.tables.values():
-            path = folder / f"{table.name}.csv"
-            with path.open("w", encoding="utf-8", newline="") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(table.columns)
-                writer.writerows(table.rows)
-            written.append(path)
-        return written
 
 
 def _yearly_lines(title: str, source: str, rows: Sequence[a.StartsRow]) -> Any:
