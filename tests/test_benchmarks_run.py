@@ -58,6 +58,8 @@ def test_landscape_import_benchmark_runs(tmp_path: Path) -> None:
     for figure in ("(a) import_paths", "(b) read_records alone", "(c) import_paths, classification skipped"):
         assert figure in output, output
     assert "(d) memory" in output, output
+    assert "(e) ZIP of the same files" in output, output
+    assert "kB per member" in output, output
 
 
 def test_twin_engine_benchmark_runs(tmp_path: Path) -> None:

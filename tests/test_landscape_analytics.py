@@ -18,6 +18,7 @@ from cellrail.landscape.analytics import (
     StartsRow,
     StartStatus,
     cagr,
+    cgt_only,
     modality_split,
     overview,
     phase_mix,
@@ -27,6 +28,7 @@ from cellrail.landscape.analytics import (
     start_status,
     starts_by_country,
     starts_by_lead_country,
+    top_countries,
     year_on_year,
     yearly,
 )
@@ -128,8 +130,21 @@ def test_estimated_starts_are_kept_apart_from_actual_ones() -> None:
 def test_as_of_stands_in_for_a_missing_snapshot() -> None:
     item = make("NCT1", start=date(2026, 1, 1)).trial
     no_snapshot = replace(item, snapshot=None)
-    assert start_status(no_snapshot) is StartStatus.ACTUAL
     assert start_status(no_snapshot, as_of=date(2025, 12, 31)) is StartStatus.ESTIMATED
+    # no flag and no snapshot: a past start may have been planned at download time, so it is not called actual
+    assert start_status(no_snapshot) is StartStatus.KIND_NOT_STATED
+    assert start_status(no_snapshot, as_of=date(2026, 11, 25)) is StartStatus.KIND_NOT_STATED
+    assert start_status(replace(no_snapshot, start_kind=DateKind.ACTUAL)) is StartStatus.ACTUAL
+    assert start_status(replace(no_snapshot, snapshot=date(2026, 2, 1))) is StartStatus.ACTUAL
+
+
+def test_trials_not_classified_as_cgt_are_counted_apart() -> None:
+    trials = [make("NCT1"), make("NCT2", classification=Classification(Modality.UNCLASSIFIED, None, None, "none"))]
+    facts = overview(trials)
+    assert (facts.trials, facts.not_cgt) == (2, 1)
+    assert [t.trial.registry_id for t in cgt_only(trials)] == ["NCT1"]
+    ranked = ranking(starts_by_country(cgt_only(trials), date(2026, 1, 1)))
+    assert {r.geography: r.total for r in ranked} == {"CN": 1, "ALL": 1}
 
 
 def test_missing_start_and_country_are_explicit_not_stated_rows() -> None:
@@ -186,6 +201,7 @@ def test_sponsor_classes_map_to_industry_or_academic() -> None:
     assert {sponsor_group(c) for c in ("NIH", "FED", "OTHER_GOV", "OTHER", "NETWORK", "INDIV")} == {ACADEMIC}
     assert sponsor_group(None) == NOT_STATED
     assert sponsor_group("AMBIGUOUS") == "other (AMBIGUOUS)"
+    assert sponsor_group("AMBIG") == NOT_STATED  # the API's "ambiguous" agency class says nothing
     trials = [
         make("NCT1", ("CN", "DE"), sponsor_class="INDUSTRY"),
         make("NCT2", ("CN",)),
@@ -233,3 +249,11 @@ def test_every_trial_is_counted_and_none_is_dropped(trials: list[ClassifiedTrial
     for row in sponsor_mix(trials):
         shares[row.geography] = shares.get(row.geography, 0.0) + row.share
     assert all(abs(total - 1.0) < 1e-9 for total in shares.values())
+
+
+def test_top_countries_leave_out_aggregates_and_not_stated() -> None:
+    trials = [make("NCT1", countries=("DE", "FR")), make("NCT2", countries=()), make("NCT3", countries=("US",))]
+    ranked = ranking(starts_by_country(trials, date(2026, 1, 1)))
+    assert {r.geography for r in ranked} == {"DE", "FR", "US", NOT_STATED, EU27_CODE, ALL}
+    assert {r.geography for r in top_countries(ranked, 10)} == {"DE", "FR", "US"}
+    assert len(top_countries(ranked, 2)) == 2

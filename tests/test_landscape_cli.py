@@ -35,7 +35,7 @@ def test_import_lists_rejected_records_and_succeeds_when_something_was_stored(tm
     database = f"sqlite:///{tmp_path / 'store.db'}"
     result = runner.invoke(app, ["landscape", "import", str(small_monitor_csv(tmp_path)), "-d", database])
     assert result.exit_code == 0, result.output
-    assert "4 new and 0 updated trials (4 ptjeong-monitor-csv); 1 rejected" in result.output
+    assert "4 new and 0 updated trials (4 ptjeong-monitor-csv); 0 kept newer stored record; 1 rejected" in result.output
     assert "NCT-BROKEN" in result.output
     assert "NCTId" in result.output  # the reason names the field
     again = runner.invoke(app, ["landscape", "import", str(small_monitor_csv(tmp_path)), "-d", database])
@@ -52,7 +52,7 @@ def test_import_with_nothing_stored_fails(tmp_path: Path) -> None:
         csv.writer(handle).writerows([rows[0], rows[-1]])
     result = runner.invoke(app, ["landscape", "import", str(only_bad), "-d", database])
     assert result.exit_code == 1
-    assert "0 new and 0 updated trials (none); 1 rejected" in result.output
+    assert "0 new and 0 updated trials (none); 0 kept newer stored record; 1 rejected" in result.output
     junk = tmp_path / "junk.csv"
     junk.write_text("a,b\n1,2\n", encoding="utf-8")
     unknown = runner.invoke(app, ["landscape", "import", str(junk), "-d", database])
@@ -94,4 +94,21 @@ def test_report_writes_html_and_csv_beside_it_and_summary_ranks_countries(tmp_pa
     assert summary.exit_code == 0, summary.output
     lines = [line for line in summary.output.splitlines() if "China" in line or "United States" in line]
     assert "China" in lines[0]
-    assert "2,274 trials: 1,984 actual starts" in summary.output
+    assert "2,274 trials stored: 2,188 cell and gene therapy, 86 not classified as CGT" in summary.output
+    assert "CGT trials: 1,907 actual starts" in summary.output
+
+
+def test_snapshot_option_dates_a_classic_csv_so_past_starts_count_as_actual(tmp_path: Path) -> None:
+    classic = Path(__file__).parent / "data" / "ctgov" / "jesnyder-allogenic-2021" / "clinicaliPSC.csv"
+    undated, dated = f"sqlite:///{tmp_path / 'undated.db'}", f"sqlite:///{tmp_path / 'dated.db'}"
+    assert runner.invoke(app, ["landscape", "import", str(classic), "-d", undated]).exit_code == 0
+    imported = runner.invoke(app, ["landscape", "import", str(classic), "-d", dated, "--snapshot", "2021-06-01"])
+    assert imported.exit_code == 0, imported.output
+    without = runner.invoke(app, ["landscape", "summary", "-d", undated])
+    with_snapshot = runner.invoke(app, ["landscape", "summary", "-d", dated])
+    assert " 0 actual starts" in without.output
+    assert "actual or estimated not stated" in without.output
+    assert " 0 actual or estimated not stated" in with_snapshot.output
+    bad = runner.invoke(app, ["landscape", "import", str(classic), "-d", dated, "--snapshot", "June 2021"])
+    assert bad.exit_code != 0
+    assert "snapshot" in bad.output

@@ -206,6 +206,26 @@ def test_zip_and_directory_import_the_same_trials(tmp_path: Path) -> None:
     assert detect_format(archive) == "ctgov-v2-json-zip"
 
 
+def test_zip_members_are_read_in_the_archives_own_order_without_a_sorted_copy(tmp_path: Path) -> None:
+    # the central directory is already one ZipInfo per member (O(members), docs/landscape.md): no second, sorted list
+    archive = tmp_path / "studies.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for nct, path in sorted(SAMPLES.items(), reverse=True):
+            z.write(path, f"{nct}.json")
+    assert [t.registry_id for t in trials(archive)] == sorted(SAMPLES, reverse=True)
+
+
+def test_classic_csv_sponsor_class_is_the_first_funded_by_the_lead_sponsors_class() -> None:
+    # Funded Bys follows Sponsor/Collaborators: "Memorial Sloan Kettering|Stanford|Juno" -> "Other|Industry"
+    path = DATA / "jesnyder-allogenic-2021" / "clinicalGeneticEngineering.csv"
+    found = {t.registry_id: t for t in trials(path) if t.registry_id in ("NCT02498912", "NCT01586403")}
+    assert (found["NCT02498912"].sponsor, found["NCT02498912"].sponsor_class) == (
+        "Memorial Sloan Kettering Cancer Center",
+        "OTHER",
+    )
+    assert found["NCT01586403"].sponsor_class == "OTHER"
+
+
 def test_unknown_files_named_directly_are_refused(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(InvalidInput, match="not a known registry format"):
@@ -351,6 +371,10 @@ def test_country_names_as_registries_spell_them() -> None:
         "Taiwan": "TW",
         "Russian Federation": "RU",
         "  united   states ": "US",
+        # countries that no longer exist, as old ClinicalTrials.gov records spell them (ISO 3166-3 codes)
+        "Former Serbia and Montenegro": "CS",
+        "Netherlands Antilles": "AN",
+        "Former Yugoslavia": "YU",
     }.items():
         assert country_code(name) == code, name
     assert country_code("NA") is None
@@ -360,6 +384,7 @@ def test_country_names_as_registries_spell_them() -> None:
     assert country_of_location("Samsung Medical Center, Seoul, Korea, Republic of") == "KR"
     assert country_of_location("Emory University, Atlanta, Georgia, United States") == "US"
     assert country_of_location("Somewhere, Nowhere") is None
+    assert country_of_location("Clinical Center, Belgrade, Former Serbia and Montenegro") == "CS"
 
 
 def test_country_table_errors_name_file_and_line() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,12 @@ import pytest
 from sqlalchemy import Engine, select
 
 from cellrail.kernel.clock import ManualClock
+from cellrail.kernel.errors import InvalidInput
 from cellrail.landscape.classify import classify
 from cellrail.landscape.importers import read_records
 from cellrail.landscape.model import Classification, ClassifiedTrial, Modality, Trial
-from cellrail.landscape.ports import LandscapeUnitOfWork
-from cellrail.landscape.services import import_paths
+from cellrail.landscape.ports import LandscapeUnitOfWork, UpsertCounts
+from cellrail.landscape.services import KEPT_REJECTIONS, describe, import_paths
 from cellrail.store import tables as t
 from cellrail.store.uow import SqlUnitOfWork
 
@@ -158,3 +160,72 @@ def test_batches_larger_than_one_statement_can_bind(engine: Engine) -> None:
         korean = uow.landscape.search(country="KR", limit=5000)
     assert korean
     assert all("KR" in c.trial.countries for c in korean)
+
+
+def _version(trial: Trial, source: str, snapshot: date | None, title: str) -> ClassifiedTrial:
+    return ClassifiedTrial(replace(trial, source=source, snapshot=snapshot, title=title), classify(trial))
+
+
+def test_an_older_snapshot_from_another_source_never_overwrites_a_newer_record(engine: Engine) -> None:
+    base = next(r for r in read_records(MONITOR / "trials.csv") if isinstance(r, Trial))
+    newer = _version(base, "ptjeong-monitor-csv", date(2026, 8, 22), "2026 title")
+    with SqlUnitOfWork(engine) as uow:
+        assert uow.landscape.upsert_trials([newer], WHEN) == UpsertCounts(1, 0, 0)
+        uow.commit()
+    for older in (
+        _version(base, "ctgov-classic-csv", date(2021, 5, 1), "2021 title"),  # an older snapshot
+        _version(base, "ctgov-classic-csv", None, "undated title"),  # no snapshot: the oldest
+    ):
+        with SqlUnitOfWork(engine) as uow:
+            assert uow.landscape.upsert_trials([older], WHEN) == UpsertCounts(0, 0, 1)
+            uow.commit()
+        assert [t.trial.title for t in stored(engine)] == ["2026 title"]
+    for replacement in (
+        _version(base, "ptjeong-monitor-csv", date(2026, 1, 1), "same source, earlier"),  # same source: replaces
+        _version(base, "ctgov-v2-json", date(2026, 9, 1), "later snapshot"),  # a later snapshot: replaces
+    ):
+        with SqlUnitOfWork(engine) as uow:
+            assert uow.landscape.upsert_trials([replacement], WHEN) == UpsertCounts(0, 1, 0)
+            uow.commit()
+        assert [t.trial.title for t in stored(engine)] == [replacement.trial.title]
+        assert stored(engine)[0].trial.countries == base.countries
+
+
+def test_the_import_counts_records_kept_because_the_stored_one_is_newer(engine: Engine) -> None:
+    first = import_paths(factory(engine), [MONITOR / "trials.csv"], clock=ManualClock(WHEN))
+    assert first.imported == 2274
+    allogeneic = DATA / "jesnyder-allogenic-2021" / "clinicalGeneticEngineering.csv"
+    overlap = {r.registry_id for r in read_records(allogeneic) if isinstance(r, Trial)} & {
+        t.trial.registry_id for t in stored(engine)
+    }
+    assert overlap
+    second = import_paths(factory(engine), [allogeneic], clock=ManualClock(WHEN))
+    assert second.kept_newer == len(overlap)
+    assert second.updated == 0
+    with SqlUnitOfWork(engine, write=False) as uow:
+        assert all(uow.landscape.get(i).trial.source == "ptjeong-monitor-csv" for i in overlap)  # type: ignore[union-attr]
+
+
+def test_every_path_is_checked_before_the_first_batch_is_written(engine: Engine, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a registry file\n", encoding="utf-8")
+    with pytest.raises(InvalidInput) as caught:
+        import_paths(factory(engine), [MONITOR / "trials.csv", notes], batch_size=100, clock=ManualClock(WHEN))
+    (problem,) = caught.value.problems
+    assert (problem.field, problem.file) == ("path", str(notes))
+    assert "not a known registry format" in problem.message
+    assert stored(engine) == []  # trials.csv came first, yet none of its batches was written
+
+
+def test_rejections_are_kept_up_to_a_bound_and_counted_in_full(engine: Engine, tmp_path: Path) -> None:
+    header = (MONITOR / "trials.csv").read_text(encoding="utf-8").splitlines()[0]
+    broken = tmp_path / "trials.csv"
+    columns = header.count(",") + 1
+    rows = [",".join(["NCT-BROKEN", *[""] * (columns - 1)])] * (KEPT_REJECTIONS + 5)
+    broken.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    result = import_paths(factory(engine), [broken], clock=ManualClock(WHEN))
+    assert (len(result.rejected), result.rejected_total) == (KEPT_REJECTIONS, KEPT_REJECTIONS + 5)
+    assert (
+        describe(result.rejected, 2, result.rejected_total)[-1]
+        == f"... and {KEPT_REJECTIONS + 3:,} more rejected records"
+    )

@@ -9,8 +9,14 @@ in a CSV file and in an API answer is the same number. Conventions (docs/landsca
 * Lead-country view: each trial counts once, for ``trial.lead_country``.
 * A start is ``estimated`` when the registry says so, or when it lies after the snapshot date (it cannot have
   happened yet). Sources that lost the actual/estimated flag (kind UNKNOWN) count a start on or before the
-  snapshot as ``actual``. No start date or no country gives explicit ``not stated`` rows; nothing is dropped.
+  snapshot as ``actual``; without a snapshot date such a start is ``actual or estimated: not stated`` (a start
+  planned when the file was downloaded may lie in the past today). No start date or no country gives explicit
+  ``not stated`` rows.
 * Growth rates use actual starts only.
+* Only cell and gene therapy trials are counted: a trial the rules leave ``unclassified`` (mostly antibodies, drugs
+  and registry studies that mention cells or transplants) is left out of the start, growth, sponsor and phase
+  tables (``cgt_only``) and shown as its own "not classified as CGT" count (``Overview.not_cgt``, the modality
+  tables); it is never silently inside a country ranking.
 """
 
 from __future__ import annotations
@@ -42,18 +48,35 @@ SPONSOR_GROUPS: Mapping[str, str] = {
     "NETWORK": ACADEMIC,
     "INDIV": ACADEMIC,
     "UNKNOWN": NOT_STATED,
+    "AMBIG": NOT_STATED,  # API v2 AgencyClass AMBIG: the registry could not tell the class
 }
 FOCUS_GEOGRAPHIES = (ALL, "CN", "US", EU27_CODE)
+
+
+NOT_CGT = "not classified as CGT"
+
+
+def is_cgt(item: ClassifiedTrial) -> bool:
+    """Classified as ex vivo or in vivo cell and gene therapy (the population every start table counts)."""
+    return item.classification.modality != Modality.UNCLASSIFIED
+
+
+def cgt_only(trials: Iterable[ClassifiedTrial]) -> list[ClassifiedTrial]:
+    return [t for t in trials if is_cgt(t)]
 
 
 class StartStatus(StrEnum):
     ACTUAL = "actual"
     ESTIMATED = "estimated"
     NOT_STATED = "not stated"
+    KIND_NOT_STATED = "actual or estimated: not stated"
 
 
 def start_status(trial: Trial, as_of: date | None = None) -> StartStatus:
-    """Actual, estimated (planned, or after the snapshot) or not stated; ``as_of`` stands in for a missing snapshot."""
+    """Actual, estimated (planned, or after the snapshot), not stated (no start date), or KIND_NOT_STATED: a
+    source without the actual/estimated flag and without a snapshot date, whose start is not after ``as_of``
+    (it may have been planned when the file was downloaded). ``as_of`` stands in for a missing snapshot only to
+    tell that a start lies in the future."""
     if trial.start_date is None:
         return StartStatus.NOT_STATED
     if trial.start_kind == DateKind.ESTIMATED:
@@ -61,6 +84,8 @@ def start_status(trial: Trial, as_of: date | None = None) -> StartStatus:
     reference = trial.snapshot or as_of
     if reference is not None and trial.start_date > reference:
         return StartStatus.ESTIMATED
+    if trial.start_kind == DateKind.UNKNOWN and trial.snapshot is None:
+        return StartStatus.KIND_NOT_STATED
     return StartStatus.ACTUAL
 
 
@@ -149,6 +174,11 @@ def ranking(rows: Iterable[StartsRow], status: StartStatus = StartStatus.ACTUAL)
             years[row.year] = years.get(row.year, 0) + row.trials
     ranked = [RankRow(g, *names[g], sum(years.values()), years) for g, years in by_year.items()]
     return sorted(ranked, key=lambda r: (-r.total, r.geography))
+
+
+def top_countries(ranked: Sequence[RankRow], n: int) -> list[RankRow]:
+    """The ``n`` first single countries of a ranking: no aggregate (ALL, EU-27) and no 'not stated' row."""
+    return [r for r in ranked if not r.aggregate and r.geography != NOT_STATED][:n]
 
 
 def yearly(rows: Iterable[StartsRow], geography: str, status: StartStatus = StartStatus.ACTUAL) -> dict[int, int]:
@@ -292,9 +322,11 @@ def rule_counts(trials: Iterable[ClassifiedTrial]) -> list[RuleRow]:
 class Overview:
     """Totals that say what the tables cover and what they had to leave as 'not stated'."""
 
-    trials: int
+    trials: int  # every stored trial; the counts below are over the CGT trials (trials - not_cgt)
+    not_cgt: int
     actual: int
     estimated: int
+    not_stated_kind: int  # kind unknown and no snapshot: neither actual nor estimated can be told
     no_start_date: int
     no_country: int
     no_lead_country: int
@@ -304,16 +336,20 @@ class Overview:
 
 
 def overview(trials: Iterable[ClassifiedTrial], as_of: date | None = None) -> Overview:
-    items = [t.trial for t in trials]
+    """Totals over the CGT trials, with how many stored trials were not classified as CGT."""
+    every = list(trials)
+    items = [t.trial for t in every if is_cgt(t)]
     statuses = Counter(start_status(t, as_of) for t in items)
     return Overview(
-        trials=len(items),
+        trials=len(every),
+        not_cgt=len(every) - len(items),
         actual=statuses[StartStatus.ACTUAL],
         estimated=statuses[StartStatus.ESTIMATED],
+        not_stated_kind=statuses[StartStatus.KIND_NOT_STATED],
         no_start_date=statuses[StartStatus.NOT_STATED],
         no_country=sum(1 for t in items if not t.countries),
         no_lead_country=sum(1 for t in items if t.lead_country is None),
         multinational=sum(1 for t in items if len(t.countries) > 1),
-        sources=tuple(sorted({t.source for t in items})),
-        snapshots=tuple(sorted({t.snapshot for t in items if t.snapshot is not None})),
+        sources=tuple(sorted({t.trial.source for t in every})),
+        snapshots=tuple(sorted({t.trial.snapshot for t in every if t.trial.snapshot is not None})),
     )

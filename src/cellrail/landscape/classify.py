@@ -20,10 +20,17 @@ from cellrail.kernel.yaml_source import parse_yaml
 from cellrail.landscape.model import Classification, Modality, Trial
 
 RULES_FILE = "cellrail/landscape/data/modality_rules.yaml"
+# Letters the regex engine matches case-insensitively with an ASCII letter although casefold() does not give it
+# (CPython re._casefix): dotless i, dotted capital I, long s, Kelvin sign.
+FOLD_TRAPS = ("\u0131", "\u0130", "\u017f", "\u212a")
 NO_RULE = "none"
 UPSTREAM_PREFIX = "upstream:"
 
-TrialField = Literal["title", "interventions", "intervention_types", "conditions", "target"]
+TrialField = Literal["title", "interventions", "product_interventions", "intervention_types", "conditions", "target"]
+# Registry intervention types that are never a cell or gene product (a transplant procedure, a device, a diet...).
+# DRUG stays in: many cell products are registered as DRUG (177 of 1,073 cell-named interventions in the 2021
+# classic-CSV exports under tests/data/ctgov/jesnyder-allogenic-2021).
+NOT_A_PRODUCT = frozenset({"PROCEDURE", "DEVICE", "BEHAVIORAL", "RADIATION", "DIAGNOSTIC_TEST", "DIETARY_SUPPLEMENT"})
 CellSource = Literal["autologous", "allogeneic"]
 
 
@@ -47,6 +54,7 @@ class _Rule(_Strict):
     id: RuleId
     fields: list[TrialField] = Field(min_length=1)
     match: list[Regex] = Field(min_length=1)
+    requires: list[Regex] = []
     unless: list[Regex] = []
     rationale: str = Field(min_length=1)
     source: str = Field(min_length=1)
@@ -112,12 +120,13 @@ def _necessary(items: Any) -> frozenset[str] | None:
 
 def _prefilter(patterns: list[str]) -> frozenset[str] | None:
     """Substrings one of which the casefolded text must contain for any of ``patterns`` to match (None: always
-    search). Derived from the regex parse tree; if the parser is unavailable, there is simply no prefilter."""
+    search). Derived from the regex parse tree of CPython's private ``re._parser``: if it is missing or its tree
+    has another shape (another Python), there is simply no prefilter (a test checks every shipped rule has one)."""
     try:
         from re import _parser  # type: ignore[attr-defined]  # CPython's own regex parser (3.11+)
 
         needed = [_necessary(_parser.parse(p, re.IGNORECASE)) for p in patterns]
-    except Exception:  # a missing shortcut must never stop classification
+    except (ImportError, AttributeError, TypeError, ValueError, IndexError, re.error):
         return None
     if any(n is None for n in needed):
         return None
@@ -130,17 +139,28 @@ class _Compiled:
     the search when the text cannot match (most rules, for most trials)."""
 
     fields: tuple[TrialField, ...]
-    match: re.Pattern[str]
+    match: tuple[re.Pattern[str], ...]  # searched one by one: each keeps the regex engine's literal-prefix scan
+    requires: tuple[re.Pattern[str], ...]
     unless: re.Pattern[str] | None
     needs: frozenset[str] | None
+    requires_needs: tuple[frozenset[str], ...] = ()  # one literal of each set must be present (from `requires`)
 
     def hits(self, texts: _Texts) -> bool:
-        if self.needs is not None:
+        # The literal prefilter compares casefolded text, but the regex engine's case-insensitive matching also
+        # equates a few non-ASCII letters with ASCII ones (dotless 'ı' and 'İ' ~ 'i', 'ſ' ~ 's', Kelvin sign ~ 'k')
+        # which casefold() does not map to them: a text holding one goes straight to the regexes.
+        if (self.needs is not None or self.requires_needs) and texts.prefilterable(self.fields):
             folded = texts.joined(self.fields, folded=True)
-            if not any(n in folded for n in self.needs):
+            if self.needs is not None and not any(n in folded for n in self.needs):
+                return False
+            if not all(any(n in folded for n in needs) for needs in self.requires_needs):
                 return False
         text = texts.joined(self.fields)
-        return self.match.search(text) is not None and (self.unless is None or self.unless.search(text) is None)
+        return (
+            any(p.search(text) is not None for p in self.match)
+            and all(r.search(text) is not None for r in self.requires)
+            and (self.unless is None or self.unless.search(text) is None)
+        )
 
 
 def _alternation(patterns: list[str]) -> re.Pattern[str]:
@@ -149,7 +169,16 @@ def _alternation(patterns: list[str]) -> re.Pattern[str]:
 
 def _compile(rule: _Rule) -> _Compiled:
     unless = _alternation(rule.unless) if rule.unless else None
-    return _Compiled(tuple(rule.fields), _alternation(rule.match), unless, _prefilter(rule.match))
+    requires = tuple(re.compile(p, re.IGNORECASE) for p in rule.requires)
+    requires_needs = tuple(n for n in (_prefilter([p]) for p in rule.requires) if n is not None)
+    return _Compiled(
+        tuple(rule.fields),
+        tuple(re.compile(p, re.IGNORECASE) for p in rule.match),
+        requires,
+        unless,
+        _prefilter(rule.match),
+        requires_needs,
+    )
 
 
 @dataclass(frozen=True)
@@ -211,11 +240,17 @@ class _Texts:
             return t.title or ""
         if name == "interventions":
             return "\n".join(i.name or "" for i in t.interventions)
+        if name == "product_interventions":
+            return "\n".join(i.name or "" for i in t.interventions if i.type.upper() not in NOT_A_PRODUCT)
         if name == "intervention_types":
             return "\n".join(i.type or "" for i in t.interventions)
         if name == "conditions":
             return "\n".join(c or "" for c in t.conditions)
         return t.target or ""
+
+    def prefilterable(self, fields: tuple[TrialField, ...]) -> bool:
+        text = self.joined(fields)
+        return text.isascii() or all(letter not in text for letter in FOLD_TRAPS)
 
     def joined(self, fields: tuple[TrialField, ...], folded: bool = False) -> str:
         key = (fields, folded)

@@ -13,15 +13,18 @@ from cellrail.landscape.model import ClassifiedTrial, Modality
 
 @dataclass(frozen=True)
 class UpsertCounts:
-    """How many trials of a batch were new and how many replaced a stored trial with the same registry id."""
+    """How many trials of a batch were new, how many replaced a stored trial with the same registry id, and how many
+    were not written because the stored record is newer (a later snapshot from another source)."""
 
     inserted: int
     updated: int
+    kept: int = 0
 
 
 class LandscapeRepository(Protocol):
     def upsert_trials(self, batch: Sequence[ClassifiedTrial], imported_at: datetime) -> UpsertCounts:
-        """Insert new trials, replace stored ones with the same registry id (the last of a batch wins)."""
+        """Insert new trials, replace stored ones with the same registry id (the last of a batch wins) unless the
+        stored one is newer: from another source with a later snapshot (no snapshot counts as the oldest)."""
         ...
 
     def load_classified_trials(self) -> Iterator[ClassifiedTrial]:

@@ -2,18 +2,17 @@
 
 Every number on the page comes from ``cellrail.landscape.analytics``; the CSV files hold the full tables (the page
 shows the top rows), so an analyst can check any figure in a spreadsheet. Each chart carries its data source and
-snapshot, and each section its counting convention and caveats.
+snapshot, and each section its counting convention and caveats. Building is pure (no I/O): the files are
+written by ``cellrail.landscape.report_files``.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
@@ -21,7 +20,7 @@ import plotly.graph_objects as go
 from cellrail.landscape import analytics as a
 from cellrail.landscape.analytics import ALL, EU27_CODE, StartStatus
 from cellrail.landscape.model import ClassifiedTrial, Modality
-from cellrail.reports.page import Report, Section, Table, render
+from cellrail.reports.page import Report, Section, Table
 
 FOCUS = (("CN", "China"), ("US", "United States"), (EU27_CODE, "EU-27"), (ALL, "All trials"))
 UPSTREAMS = {
@@ -36,8 +35,9 @@ SOURCE_CAVEATS = {
         "and the actual/estimated flag was lost (a start after the snapshot date is counted as estimated)."
     ),
     "ctgov-classic-csv": (
-        "The classic CSV export gives prose dates without the actual/estimated flag and no snapshot date; "
-        "starts after the report date are counted as estimated."
+        "The classic CSV export gives prose dates without the actual/estimated flag and no snapshot date: unless it "
+        "was imported with --snapshot, its past starts are 'actual or estimated: not stated' (a start planned at "
+        "download time may lie in the past now) and starts after the report date are counted as estimated."
     ),
 }
 GENERAL_CAVEATS = (
@@ -141,24 +141,18 @@ def _html(table: CsvTable, limit: int | None = None, caption: str = "") -> Table
 
 @dataclass(frozen=True)
 class LandscapeReport:
+    """The page and its full tables, built in memory; ``cellrail.landscape.report_files`` writes them."""
+
     report: Report
     tables: dict[str, CsvTable]
 
-    def write(self, out: Path, csv_dir: Path | None = None) -> list[Path]:
-        """Write the HTML page to ``out`` and each table to ``csv_dir`` (default: ``<out stem>-csv`` beside it)."""
-        folder = csv_dir if csv_dir is not None else out.with_name(out.stem + "-csv")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        folder.mkdir(parents=True, exist_ok=True)
-        out.write_text(render(self.report), encoding="utf-8")
-        written = [out]
-        for table in self.tables.values():
-            path = folder / f"{table.name}.csv"
-            with path.open("w", encoding="utf-8", newline="") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(table.columns)
-                writer.writerows(table.rows)
-            written.append(path)
-        return written
+
+def _yearly_lines(title: str, source: str, rows: Sequence[a.StartsRow]) -> Any:
+    """One line of actual starts per year for each focus geography (China, United States, EU-27, all trials)."""
+    series = [(name, a.yearly(rows, code)) for code, name in FOCUS]
+    return _figure(
+        title, source, [go.Scatter(x=list(s), y=list(s.values()), mode="lines+markers", name=n) for n, s in series]
+    )
 
 
 def _years(rows: Iterable[a.StartsRow]) -> list[int]:
@@ -178,10 +172,12 @@ def build_report(
     """All sections and tables for ``trials``; ``as_of`` (default: the generation date) stands in for a missing
     snapshot when deciding whether an undated-kind start is actual or estimated."""
     as_of = as_of or generated_at.date()
-    source = source_line(trials)
-    caveats = [SOURCE_CAVEATS[s] for s in sorted({t.trial.source for t in trials}) if s in SOURCE_CAVEATS]
+    every = trials
+    trials = a.cgt_only(every)  # the start, growth, sponsor and phase tables count CGT trials only
+    source = source_line(every)
+    caveats = [SOURCE_CAVEATS[s] for s in sorted({t.trial.source for t in every}) if s in SOURCE_CAVEATS]
     notes = [source, *caveats, *GENERAL_CAVEATS]
-    summary = a.overview(trials, as_of)
+    summary = a.overview(every, as_of)
     by_country = a.starts_by_country(trials, as_of)
     by_lead = a.starts_by_lead_country(trials, as_of)
     years = _years(by_country)
@@ -196,9 +192,12 @@ def build_report(
             "overview",
             ("measure", "trials"),
             [
-                ("trials", summary.trials),
+                ("trials stored", summary.trials),
+                (f"{a.NOT_CGT} (left out of every table below but the modality tables)", summary.not_cgt),
+                ("cell and gene therapy trials (counted below)", summary.trials - summary.not_cgt),
                 ("actual start (on or before the snapshot)", summary.actual),
                 ("estimated start (planned or after the snapshot)", summary.estimated),
+                ("actual or estimated not stated (no flag and no snapshot date)", summary.not_stated_kind),
                 ("start date not stated", summary.no_start_date),
                 ("no country stated", summary.no_country),
                 ("lead country not stated", summary.no_lead_country),
@@ -210,9 +209,11 @@ def build_report(
         Section(
             heading="What this report covers",
             text=(
-                f"{summary.trials:,} registered trials from {', '.join(summary.sources) or 'no source'}. "
-                "Counts are trial starts by the registry start date; nothing is dropped: trials without a start date "
-                "or a country appear in 'not stated' rows."
+                f"{summary.trials:,} registered trials from {', '.join(summary.sources) or 'no source'}, of which "
+                f"{summary.trials - summary.not_cgt:,} are classified as cell and gene therapy (ex vivo or in vivo) "
+                f"and {summary.not_cgt:,} are {a.NOT_CGT}: those are counted only in the modality tables. "
+                "Counts are trial starts by the registry start date; trials without a start date or a country appear "
+                "in 'not stated' rows."
             ),
             tables=[_html(overview)],
             notes=notes,
@@ -221,22 +222,15 @@ def build_report(
 
     # Per-country view
     keep(csv_table("starts_by_country", by_country))
-    ranked = keep(rank_table("ranking_by_country_actual", a.ranking(by_country), years))
-    top = [r for r in a.ranking(by_country) if r.geography != ALL][:15]
+    country_ranking = a.ranking(by_country)
+    ranked = keep(rank_table("ranking_by_country_actual", country_ranking, years))
+    top = a.top_countries(country_ranking, 15)
     bar = _figure(
-        "Actual trial starts by country (per-country view, all years)",
+        "Actual CGT trial starts by country (per-country view, all years; EU-27 and not stated in the table)",
         source,
         [go.Bar(x=[r.name for r in top], y=[r.total for r in top])],
     )
-    lines = _figure(
-        "Actual trial starts per year",
-        source,
-        [
-            go.Scatter(x=list(s), y=list(s.values()), mode="lines+markers", name=name)
-            for code, name in FOCUS
-            for s in [a.yearly(by_country, code)]
-        ],
-    )
+    lines = _yearly_lines("Actual trial starts per year", source, by_country)
     sections.append(
         Section(
             heading="Trial starts by country",
@@ -253,15 +247,7 @@ def build_report(
 
     keep(csv_table("starts_by_lead_country", by_lead))
     lead_ranked = keep(rank_table("ranking_by_lead_country_actual", a.ranking(by_lead), years))
-    lead_lines = _figure(
-        "Actual trial starts per year, lead-country view",
-        source,
-        [
-            go.Scatter(x=list(s), y=list(s.values()), mode="lines+markers", name=name)
-            for code, name in FOCUS
-            for s in [a.yearly(by_lead, code)]
-        ],
-    )
+    lead_lines = _yearly_lines("Actual trial starts per year, lead-country view", source, by_lead)
     sections.append(
         Section(
             heading="Trial starts by lead country",
@@ -299,8 +285,9 @@ def build_report(
         )
     )
 
-    split = keep(csv_table("modality_split", a.modality_split(trials, as_of)))
-    actual_split = [r for r in a.modality_split(trials, as_of) if r.status == StartStatus.ACTUAL]
+    split_rows = a.modality_split(every, as_of)
+    split = keep(csv_table("modality_split", split_rows))
+    actual_split = [r for r in split_rows if r.status == StartStatus.ACTUAL]
     split_fig = _figure(
         "Actual trial starts per year by modality",
         source,
@@ -314,13 +301,14 @@ def build_report(
         ],
         barmode="stack",
     )
-    mix = keep(csv_table("modality_mix", a.modality_mix(trials)))
-    rules = keep(csv_table("classification_rules", a.rule_counts(trials)))
+    mix = keep(csv_table("modality_mix", a.modality_mix(every)))
+    rules = keep(csv_table("classification_rules", a.rule_counts(every)))
     sections.append(
         Section(
             heading="Ex vivo vs in vivo",
             text=(
-                "Each trial once. Modality comes from the source's own classification when it has one "
+                f"Each stored trial once, {a.NOT_CGT} ('unclassified') included as its own row. "
+                "Modality comes from the source's own classification when it has one "
                 "(rule 'upstream:<value>'), otherwise from the ordered rule set in landscape/data/modality_rules.yaml; "
                 "the rule table shows how many trials each rule decided."
             ),
@@ -331,8 +319,9 @@ def build_report(
     )
 
     first, last = _window(trials, as_of)
-    growth_rows = [g for code, _ in FOCUS for g in a.year_on_year(code, a.yearly(by_country, code), first + 1, last)]
-    cagr_rows = [a.cagr(code, a.yearly(by_country, code), first, last) for code, _ in FOCUS]
+    focus_series = {code: a.yearly(by_country, code) for code, _ in FOCUS}
+    growth_rows = [g for code, series in focus_series.items() for g in a.year_on_year(code, series, first + 1, last)]
+    cagr_rows = [a.cagr(code, series, first, last) for code, series in focus_series.items()]
     growth = keep(csv_table("growth_year_on_year", growth_rows))
     rates = keep(csv_table("growth_cagr", cagr_rows))
     sections.append(
@@ -348,16 +337,15 @@ def build_report(
         )
     )
 
-    phases = keep(csv_table("phase_mix", a.phase_mix(trials)))
+    phase_rows = a.phase_mix(trials)
+    phases = keep(csv_table("phase_mix", phase_rows))
     phase_fig = _figure(
-        "Trials by registry phase",
-        source,
-        [go.Bar(x=[r.group for r in a.phase_mix(trials)], y=[r.trials for r in a.phase_mix(trials)])],
+        "Trials by registry phase", source, [go.Bar(x=[r.group for r in phase_rows], y=[r.trials for r in phase_rows])]
     )
     sections.append(
         Section(
             heading="Phase mix",
-            text="Each trial once, by the phases the registry lists.",
+            text="Each CGT trial once, by the phases the registry lists.",
             figures=[phase_fig],
             tables=[_html(phases)],
             notes=notes,

@@ -1,8 +1,12 @@
 """The landscape's repository (``landscape.ports.LandscapeRepository``) with SQLAlchemy Core on one connection.
 
-An upsert is a set operation per batch: one query finds which registry ids exist, new trials are inserted and
-stored ones updated with one executemany each, and the countries of the batch are replaced. Reads page by
-registry id (keyset), so reading the whole store holds one page at a time.
+An upsert is a set operation per batch: one query reads the stored (source, snapshot) of the batch's registry ids,
+then one ``INSERT ... ON CONFLICT DO UPDATE ... WHERE`` (SQLite and PostgreSQL) writes the batch. The WHERE keeps a
+stored record that is newer than the incoming one (its snapshot is later; a record without snapshot is the oldest)
+unless both come from the same source, so importing an old export after a new one does not roll data back, and
+two concurrent importers cannot interleave a select and an insert into a duplicate-key error. The counts come from
+the first query (under concurrency they describe what this importer saw, the rows are decided by the WHERE).
+Reads page by registry id (keyset), so reading the whole store holds one page at a time.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Select, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Select, delete, func, insert, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from cellrail.landscape.model import (
     Classification,
@@ -31,7 +36,32 @@ PAGE = 1000
 IN_LIMIT = 1000
 _trials = t.landscape_trials
 _countries = t.landscape_trial_countries
-_update = update(_trials).where(_trials.c.registry_id == bindparam("b_registry_id"))
+
+
+def _upsert(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT (registry_id) DO UPDATE ... WHERE the incoming record is not older than the stored
+    one (same source, or the stored record has no snapshot, or the incoming snapshot is the same or later)."""
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_trials)
+    incoming = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=[_trials.c.registry_id],
+        set_={c.name: incoming[c.name] for c in _trials.c if c.name != "registry_id"},
+        where=or_(
+            _trials.c.source == incoming.source,
+            _trials.c.snapshot.is_(None),
+            incoming.snapshot >= _trials.c.snapshot,
+        ),
+    )
+
+
+def replaces(stored_source: str, stored_snapshot: Any, item: ClassifiedTrial) -> bool:
+    """Whether ``item`` may replace the stored record (the same rule as the upsert's WHERE)."""
+    snapshot = item.trial.snapshot
+    return (
+        stored_source == item.trial.source
+        or stored_snapshot is None
+        or (snapshot is not None and snapshot >= stored_snapshot)
+    )
 
 
 def _row(item: ClassifiedTrial, imported_at: datetime) -> dict[str, Any]:
@@ -99,28 +129,23 @@ class SqlLandscape:
         if not rows:
             return UpsertCounts(0, 0)
         ids = list(rows)
-        existing: set[str] = set()
+        stored: dict[str, tuple[str, Any]] = {}
         for chunk in _chunks(ids):
-            existing.update(
-                self.c.execute(select(_trials.c.registry_id).where(_trials.c.registry_id.in_(chunk))).scalars()
+            query = select(_trials.c.registry_id, _trials.c.source, _trials.c.snapshot)
+            stored.update(
+                (r, (src, snap)) for r, src, snap in self.c.execute(query.where(_trials.c.registry_id.in_(chunk)))
             )
-        new = [_row(rows[i], imported_at) for i in ids if i not in existing]
-        if new:
-            self.c.execute(insert(_trials), new)
-        if existing:
-            stored = sorted(existing)
-            for chunk in _chunks(stored):
-                self.c.execute(delete(_countries).where(_countries.c.registry_id.in_(chunk)))
-            changed = []
-            for registry_id in stored:
-                values = _row(rows[registry_id], imported_at)
-                values["b_registry_id"] = values.pop("registry_id")
-                changed.append(values)
-            self.c.execute(_update, changed)
-        countries = [{"registry_id": i, "country": code} for i in ids for code in set(rows[i].trial.countries)]
+        new = [i for i in ids if i not in stored]
+        replaced = sorted(i for i in ids if i in stored and replaces(*stored[i], rows[i]))
+        written = new + replaced
+        if written:
+            self.c.execute(_upsert(self.c.dialect.name), [_row(rows[i], imported_at) for i in written])
+        for chunk in _chunks(replaced):
+            self.c.execute(delete(_countries).where(_countries.c.registry_id.in_(chunk)))
+        countries = [{"registry_id": i, "country": code} for i in written for code in set(rows[i].trial.countries)]
         if countries:
             self.c.execute(insert(_countries), countries)
-        return UpsertCounts(inserted=len(new), updated=len(existing))
+        return UpsertCounts(inserted=len(new), updated=len(replaced), kept=len(stored) - len(replaced))
 
     def _with_countries(self, query: Select[Any]) -> list[ClassifiedTrial]:
         rows = self.c.execute(query).all()

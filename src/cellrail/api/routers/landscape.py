@@ -3,7 +3,9 @@
 Who may read: every authenticated user, whatever the role. These are public registry records (ClinicalTrials.gov)
 and counts over them, not patient data and not the network's orders, so no role or node restriction applies;
 a token is still required, like every other route, so that the API has one rule for callers.
-The numbers are the same as in `cellrail landscape report` (both use cellrail.landscape.analytics).
+The numbers are the same as in `cellrail landscape report` (both use cellrail.landscape.analytics): the start,
+growth, sponsor and phase tables count cell and gene therapy trials (classified ex vivo or in vivo) and give the
+number of stored trials left out as `not_cgt`; the modality split counts every trial, unclassified included.
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ class StartsAnswer(BaseModel):
     modality: Modality | None
     convention: str
     source: str
+    not_cgt: int = Field(description="Stored trials not classified as CGT, left out of the rows")
     rows: list[StartsRowView]
 
 
@@ -112,6 +115,9 @@ class MixRowView(_View):
 class TableAnswer(BaseModel, Generic[RowT]):
     convention: str
     source: str
+    not_cgt: int | None = Field(
+        None, description="Stored trials not classified as CGT, left out of the rows (None: they are in the rows)"
+    )
     rows: list[RowT]
 
 
@@ -135,6 +141,7 @@ class CagrView(_View):
 class GrowthAnswer(BaseModel):
     convention: str
     source: str
+    not_cgt: int = Field(description="Stored trials not classified as CGT, left out of the counts")
     cagr: CagrView
     year_on_year: list[GrowthRowView]
 
@@ -153,9 +160,18 @@ NOT_FOUND: dict[int | str, dict[str, object]] = {
 }
 
 
-def _all(uow: Uow, modality: Modality | None = None) -> list[ClassifiedTrial]:
-    trials = uow.landscape.load_classified_trials()
-    return [t for t in trials if modality is None or t.classification.modality == modality]
+CGT = " Cell and gene therapy trials only (classified ex vivo or in vivo); `not_cgt` counts the others."
+
+
+def _all(uow: Uow) -> list[ClassifiedTrial]:
+    return list(uow.landscape.load_classified_trials())
+
+
+def _cgt(uow: Uow, modality: Modality | None = None) -> tuple[list[ClassifiedTrial], int]:
+    """The CGT trials (of ``modality`` when given) and how many stored trials are not classified as CGT."""
+    every = _all(uow)
+    cgt = a.cgt_only(every)
+    return [t for t in cgt if modality is None or t.classification.modality == modality], len(every) - len(cgt)
 
 
 @router.get(
@@ -197,11 +213,16 @@ def trials(
 def starts(
     uow: Uow, actor: Actor, clock: AppClock, by: View = View.COUNTRY, modality: Modality | None = None
 ) -> StartsAnswer:
-    items = _all(uow, modality)
+    items, not_cgt = _cgt(uow, modality)
     count = a.starts_by_country if by is View.COUNTRY else a.starts_by_lead_country
     rows = [StartsRowView.model_validate(r) for r in count(items, clock.now().date())]
     return StartsAnswer(
-        by=by.value, modality=modality, convention=CONVENTIONS[by], source=source_line(items), rows=rows
+        by=by.value,
+        modality=modality,
+        convention=CONVENTIONS[by] + CGT,
+        source=source_line(items),
+        not_cgt=not_cgt,
+        rows=rows,
     )
 
 
@@ -211,7 +232,8 @@ def starts(
 def modality_split(uow: Uow, actor: Actor, clock: AppClock) -> TableAnswer[ModalityRowView]:
     items = _all(uow)
     rows = [ModalityRowView.model_validate(r) for r in a.modality_split(items, clock.now().date())]
-    return TableAnswer[ModalityRowView](convention="Each trial once.", source=source_line(items), rows=rows)
+    convention = "Each stored trial once; 'unclassified' rows are the trials not classified as CGT."
+    return TableAnswer[ModalityRowView](convention=convention, source=source_line(items), rows=rows)
 
 
 @router.get(
@@ -220,19 +242,21 @@ def modality_split(uow: Uow, actor: Actor, clock: AppClock) -> TableAnswer[Modal
     responses=AUTHENTICATED,
 )
 def sponsor_mix(uow: Uow, actor: Actor) -> TableAnswer[MixRowView]:
-    items = _all(uow)
+    items, not_cgt = _cgt(uow)
     rows = [MixRowView.model_validate(r) for r in a.sponsor_mix(items)]
     convention = (
-        "Registry lead-sponsor class: INDUSTRY vs all others (academic / hospital). " + CONVENTIONS[View.COUNTRY]
+        "Registry lead-sponsor class: INDUSTRY vs all others (academic / hospital). " + CONVENTIONS[View.COUNTRY] + CGT
     )
-    return TableAnswer[MixRowView](convention=convention, source=source_line(items), rows=rows)
+    return TableAnswer[MixRowView](convention=convention, source=source_line(items), not_cgt=not_cgt, rows=rows)
 
 
 @router.get("/landscape/phase-mix", summary="Trials by registry phase", responses=AUTHENTICATED)
 def phase_mix(uow: Uow, actor: Actor) -> TableAnswer[MixRowView]:
-    items = _all(uow)
+    items, not_cgt = _cgt(uow)
     rows = [MixRowView.model_validate(r) for r in a.phase_mix(items)]
-    return TableAnswer[MixRowView](convention="Each trial once.", source=source_line(items), rows=rows)
+    return TableAnswer[MixRowView](
+        convention="Each trial once." + CGT, source=source_line(items), not_cgt=not_cgt, rows=rows
+    )
 
 
 @router.get(
@@ -250,11 +274,12 @@ def growth(
 ) -> GrowthAnswer:
     if last <= first:
         raise InvalidInput.one("query.last", "must be after `first`")
-    items = _all(uow)
+    items, not_cgt = _cgt(uow)
     series = a.yearly(a.starts_by_country(items, clock.now().date()), geography)
     return GrowthAnswer(
-        convention="Actual starts only. " + CONVENTIONS[View.COUNTRY],
+        convention="Actual starts only. " + CONVENTIONS[View.COUNTRY] + CGT,
         source=source_line(items),
+        not_cgt=not_cgt,
         cagr=CagrView.model_validate(a.cagr(geography, series, first, last)),
         year_on_year=[GrowthRowView.model_validate(r) for r in a.year_on_year(geography, series, first + 1, last)],
     )

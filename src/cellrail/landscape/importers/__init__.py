@@ -19,7 +19,7 @@ from cellrail.landscape.importers import ctgov_classic_csv, ctgov_v2, ptjeong_cs
 from cellrail.landscape.importers.base import Rejected
 from cellrail.landscape.model import Trial
 
-__all__ = ["Rejected", "detect_format", "read_records"]
+__all__ = ["Rejected", "check_path", "detect_format", "read_records"]
 
 Record = Trial | Rejected
 
@@ -48,6 +48,26 @@ def detect_format(path: Path) -> str | None:
     return None
 
 
+UNKNOWN_FORMAT = "not a known registry format (API v2 .json or .zip, classic CSV export, monitor trials.csv)"
+
+
+def check_path(path: Path | str) -> Problem | None:
+    """Why ``path`` cannot be imported (missing, or a named file of no known format), or None. Reads at most a CSV
+    header, so every path of an import can be checked before anything is written. A directory is only checked to
+    exist: its files are detected as they are walked, and files of unknown formats in it are skipped."""
+    path = Path(path)
+    if path.is_dir():
+        return None
+    if not path.is_file():
+        return Problem("path", "no such file or directory", str(path))
+    kind = detect_format(path)
+    if kind == "ptjeong-sites":
+        return Problem("path", "a monitor sites.csv is read with its trials.csv: give that", str(path))
+    if kind is None:
+        return Problem("path", UNKNOWN_FORMAT, str(path))
+    return None
+
+
 def _read_file(path: Path, *, named: bool) -> Iterator[Record]:
     kind = detect_format(path)
     if kind == ctgov_v2.SOURCE:
@@ -61,15 +81,7 @@ def _read_file(path: Path, *, named: bool) -> Iterator[Record]:
     elif named and kind == "ptjeong-sites":
         raise InvalidInput([Problem("path", "a monitor sites.csv is read with its trials.csv: give that", str(path))])
     elif named:
-        raise InvalidInput(
-            [
-                Problem(
-                    "path",
-                    "not a known registry format (API v2 .json or .zip, classic CSV export, monitor trials.csv)",
-                    str(path),
-                )
-            ]
-        )
+        raise InvalidInput([Problem("path", UNKNOWN_FORMAT, str(path))])
 
 
 def _walk(directory: str) -> Iterator[Record]:

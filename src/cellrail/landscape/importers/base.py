@@ -6,13 +6,15 @@ the record's id when it can be read and the field at fault, and goes on with the
 
 from __future__ import annotations
 
+import csv
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 from cellrail.landscape.countries import country_code
-from cellrail.landscape.model import DatePrecision
+from cellrail.landscape.model import DatePrecision, Trial
 
 NCT_ID = re.compile(r"^NCT\d{8}$")
 
@@ -101,3 +103,37 @@ def iso_date(text: str, field: str) -> tuple[date, DatePrecision]:
     except ValueError:
         pass
     raise RecordError(field, f"{text!r} is not a date such as 2019-03-14, 2019-03 or 2019")
+
+
+def read_csv_rows(
+    path: Path,
+    *,
+    accepts: Callable[[list[str]], bool],
+    required: Iterable[str],
+    what: str,
+    id_column: str,
+    to_trial: Callable[[dict[str, str]], Trial],
+) -> Iterator[Trial | Rejected]:
+    """The row loop every CSV importer shares: check the header (``accepts``), then one trial or one ``Rejected``
+    per row, with the 1-based line where the row starts (a quoted field may span lines) and the row's id."""
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None or not accepts(header):
+            missing = [c for c in required if header is None or c not in header]
+            yield Rejected(str(path), 1, None, f"not a {what}: missing columns {missing}")
+            return
+        line = reader.line_num + 1
+        for values in reader:
+            record_line, line = line, reader.line_num + 1
+            row = dict(zip(header, values, strict=False))
+            record_id = row.get(id_column)
+            if len(values) != len(header):
+                yield Rejected(
+                    str(path), record_line, record_id, f"the row has {len(values)} fields, the header {len(header)}"
+                )
+                continue
+            try:
+                yield to_trial(row)
+            except RecordError as error:
+                yield Rejected(str(path), record_line, record_id, str(error))

@@ -8,13 +8,19 @@ Its values are prose, not the API's enums, so they are mapped: "Phase 1|Phase 2"
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 from cellrail.landscape.countries import country_of_location
-from cellrail.landscape.importers.base import RecordError, Rejected, iso_code, lead_country, registry_id
+from cellrail.landscape.importers.base import (
+    RecordError,
+    Rejected,
+    iso_code,
+    lead_country,
+    read_csv_rows,
+    registry_id,
+)
 from cellrail.landscape.model import DateKind, DatePrecision, Intervention, Trial
 
 SOURCE = "ctgov-classic-csv"
@@ -43,7 +49,8 @@ MONTHS = {
 PHASES = {"phase 1": "PHASE1", "phase 2": "PHASE2", "phase 3": "PHASE3", "phase 4": "PHASE4"}
 PHASES |= {"early phase 1": "EARLY_PHASE1", "not applicable": "NA"}
 STATUS_SPECIAL = {"unknown status": "UNKNOWN"}
-# "Funded Bys" lists the classes of the sponsor and its collaborators, in no documented order.
+# "Funded Bys" lists the distinct classes of the sponsor and its collaborators in the order of Sponsor/Collaborators
+# (lead first): "Memorial Sloan Kettering|Stanford|Juno" -> "Other|Industry". Its first entry is the lead's class.
 FUNDERS = {"industry": "INDUSTRY", "nih": "NIH", "other": "OTHER", "u.s. fed": "FED"}
 
 
@@ -120,7 +127,7 @@ def to_trial(row: dict[str, str]) -> Trial:
         countries=countries,
         lead_country=lead_country(countries, first),
         sponsor=sponsors[0] if sponsors else None,  # the export lists the lead sponsor first
-        sponsor_class=FUNDERS.get(funders[0]) if len(funders) == 1 else None,  # only when it must be the lead's
+        sponsor_class=FUNDERS.get(funders[0]) if funders else None,  # the lead sponsor's class comes first
         interventions=_interventions(row.get("Interventions", "")),
         conditions=tuple(c.strip() for c in row.get("Conditions", "").split("|") if c.strip()),
         upstream_product_type=None,
@@ -131,24 +138,11 @@ def to_trial(row: dict[str, str]) -> Trial:
 
 
 def read_file(path: Path) -> Iterator[Trial | Rejected]:
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None or not all(column in header for column in REQUIRED):
-            missing = [c for c in REQUIRED if header is None or c not in header]
-            yield Rejected(str(path), 1, None, f"not a classic ClinicalTrials.gov CSV: missing columns {missing}")
-            return
-        line = reader.line_num + 1
-        for values in reader:
-            record_line, line = line, reader.line_num + 1
-            row = dict(zip(header, values, strict=False))
-            nct = row.get("NCT Number")
-            if len(values) != len(header):
-                yield Rejected(
-                    str(path), record_line, nct, f"the row has {len(values)} fields, the header {len(header)}"
-                )
-                continue
-            try:
-                yield to_trial(row)
-            except RecordError as error:
-                yield Rejected(str(path), record_line, nct, str(error))
+    yield from read_csv_rows(
+        path,
+        accepts=lambda header: all(column in header for column in REQUIRED),
+        required=REQUIRED,
+        what="classic ClinicalTrials.gov CSV",
+        id_column="NCT Number",
+        to_trial=to_trial,
+    )

@@ -25,6 +25,7 @@ from cellrail.landscape.importers.base import (
     iso_code,
     iso_date,
     lead_country,
+    read_csv_rows,
     registry_id,
 )
 from cellrail.landscape.model import DateKind, DatePrecision, Intervention, Trial
@@ -116,24 +117,11 @@ def read_file(path: Path) -> Iterator[Trial | Rejected]:
     """The trials of a monitor ``trials.csv``; a ``sites.csv`` beside it supplies the first site's country."""
     sites = path.with_name("sites.csv")
     first_site = first_site_countries(sites) if sites.is_file() and sites != path else {}
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None or not is_trials_header(header):
-            missing = [c for c in REQUIRED if header is None or c not in header]
-            yield Rejected(str(path), 1, None, f"not a monitor trials CSV: missing columns {missing}")
-            return
-        line = reader.line_num + 1
-        for values in reader:
-            record_line, line = line, reader.line_num + 1
-            row = dict(zip(header, values, strict=False))
-            nct = row.get("NCTId")
-            if len(values) != len(header):
-                yield Rejected(
-                    str(path), record_line, nct, f"the row has {len(values)} fields, the header {len(header)}"
-                )
-                continue
-            try:
-                yield to_trial(row, first_site)
-            except RecordError as error:
-                yield Rejected(str(path), record_line, nct, str(error))
+    yield from read_csv_rows(
+        path,
+        accepts=is_trials_header,
+        required=REQUIRED,
+        what="monitor trials CSV",
+        id_column="NCTId",
+        to_trial=lambda row: to_trial(row, first_site),
+    )
