@@ -90,7 +90,7 @@ def encode(event: CustodyEvent, seq: int, recorded_at: datetime | str, log: str 
     document = {
         "log": log,
         "seq": seq,
-        "kind": event.kind.value,
+        "kind": event.kind,  # a StrEnum: orjson writes its value
         "order": event.order,
         "node": event.node,
         "actor": event.actor,

@@ -50,10 +50,12 @@ def record(uow: UnitOfWork, clock: Clock, *events: CustodyEvent) -> list[LedgerE
         head = link(head, body)
         heads[log] = (seq, head)
         entries.append(LedgerEntry(seq, body, head, log))
+        leaf = leaf_hash(body)
         tree = trees[log]
-        for level, index, digest in nodes_to_store(size, leaf_hash(body), lookups[log]):
-            tree[(level, index)] = digest
-            if level:  # leaves are not stored: the store derives them from the event bytes
+        tree[(0, size)] = leaf  # leaves are not stored: the store derives them from the event bytes
+        if size & 1:  # only a right-hand leaf completes inner nodes
+            for level, index, digest in nodes_to_store(size, leaf, lookups[log])[1:]:
+                tree[(level, index)] = digest
                 nodes.append((log, level, index, digest))
     uow.ledger.append(entries, events, nodes)
     return entries

@@ -203,7 +203,7 @@ class SqlLedger:
                 self.c.exec_driver_sql(
                     _INSERT_EVENTS,
                     [
-                        (e.log, e.seq, ev.order, ev.kind.value, e.body, e.hash)
+                        (e.log, e.seq, ev.order, ev.kind, e.body, e.hash)  # StrEnum binds as its text
                         for e, ev in zip(entries, events, strict=True)
                     ],
                 )
