@@ -42,6 +42,7 @@ lanes:
 demand:
   horizon_days: 60
   warmup_days: 0
+  cooldown_days: 0
   hospitals:
     h-a: {{scheduled: [{arrivals}]}}
 process:

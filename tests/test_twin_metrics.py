@@ -195,3 +195,36 @@ def test_invariants_of_any_replication(output: RunOutput) -> None:
     else:
         assert math.isnan(m["cost_per_treated"])
     assert all(0 <= u <= 1 for u in s.utilisation)
+
+
+def test_referrals_in_the_cool_down_are_simulated_but_not_counted() -> None:
+    """Regression: patients referred too late to finish used to sit in the denominators (censoring mixed into the
+    shares). With a 15-day cool-down of the 100-day horizon, patient 5 (referred on day 90) is not counted; the
+    fixed costs cover the counted referral window of 100 - 10 - 15 = 75 days."""
+    out = RunOutput(**{**hand_built_output().__dict__, "cooldown_days": 15.0})
+    assert out.counted().tolist() == [False, True, True, True, True, False, True]
+    assert out.counted_window_days == 75.0
+    m = summarize(out, RATES).metrics
+    assert m["patients"] == 5
+    assert m["in_progress_share"] == 0.0
+    assert m["treated_share"] == pytest.approx(3 / 5)
+    assert m["cost_fixed"] == pytest.approx(3650.0 * 75 / 365 / 3)
+
+
+def test_every_counted_patient_of_the_examples_finishes_before_the_horizon() -> None:
+    """With the default cool-down the in-progress share is a check that should be ~0, not a bias."""
+    from pathlib import Path
+
+    from cellrail.twin.compile import compile_scenario
+    from cellrail.twin.engine import simulate
+    from cellrail.twin.scenario import load_scenario
+
+    root = Path(__file__).resolve().parents[1]
+    for name in ("regional.yaml", "centralized.yaml"):
+        compiled = compile_scenario(load_scenario(root / "examples" / name))
+        for seed in range(3):
+            out = simulate(compiled, seed)
+            assert not np.any(out.outcome[out.counted()] == Outcome.IN_PROGRESS), (name, seed)
+            late = out.arrival > out.horizon_days - out.cooldown_days
+            assert late.any()
+            assert np.any(out.outcome[late] == Outcome.IN_PROGRESS)

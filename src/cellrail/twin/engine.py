@@ -520,6 +520,7 @@ def simulate(compiled: Compiled, seed: int) -> RunOutput:
         seed=seed,
         horizon_days=c.horizon,
         warmup_days=c.warmup,
+        cooldown_days=c.cooldown,
         hospitals=c.hospitals,
         sites=c.sites,
         hospital=hosp.astype(np.int32),
@@ -566,6 +567,7 @@ lanes:
 demand:
   horizon_days: 60
   warmup_days: 0
+  cooldown_days: 0
   hospitals: {h-a: {patients_per_year: 50}}
 """
 

@@ -3,19 +3,20 @@
 Pure functions of a :class:`RunOutput` (and the scenario's cost rates); no I/O. Conventions, stated once here and
 repeated in docs/twin.md:
 
-- Only patients :meth:`RunOutput.counted` (referred after the warm-up) enter patient statistics. Patients
-  referred during the warm-up load the network but are not counted, so the start-up of an empty network does not
-  flatter the figures.
+- Only patients :meth:`RunOutput.counted` (referred in [warm-up, horizon - cool-down]) enter patient statistics.
+  Patients referred during the warm-up load the network but are not counted, so the start-up of an empty network
+  does not flatter the figures; patients referred during the cool-down are simulated but not counted, so that every
+  counted patient has had time to finish (otherwise censoring would sit in the denominators of the shares and of
+  the cost per treated patient, and bias against the slower network).
 - Shares (treated, lost while waiting, manufacturing failure, in progress) are of counted patients and sum to 1.
 - Times (vein-to-vein: end of apheresis to infusion; decision-to-infusion: referral accepted to infusion) are of
-  counted patients who were infused. Patients still in progress at the horizon are censored: they are left out of
-  the times (their final time is unknown) and reported as the in-progress share. A large in-progress share means
-  the horizon is too short for the times to be trusted.
+  counted patients who were infused. The in-progress share (counted patients still on their way at the horizon)
+  is a diagnostic that should be ~0; if it is not, the cool-down is shorter than the journeys and must be raised.
 - Percentiles use linear interpolation between order statistics (numpy's default); NaN when no patient qualifies.
 - Cost per treated patient: everything spent on counted patients (all their manufacturing runs, shipments,
   bed-days and bridging, whether or not they were treated) plus the network's fixed node costs over the counted
-  window (horizon minus warm-up), divided by the number of counted patients treated. Each run is priced at the site
-  of the patient's last run (remanufacture is almost always at the same site).
+  referral window (horizon minus warm-up minus cool-down), divided by the number of counted patients treated.
+  Each run is priced at the site of the patient's last run (remanufacture is almost always at the same site).
 - Utilisation of a resource: servers in use / servers, averaged over the days after the warm-up (end-of-day
   samples). Queue: patients waiting for the resource at the end of each day.
 """
@@ -191,7 +192,7 @@ def _costs(output: RunOutput, counted: NDArray[np.bool_], rates: CostRates) -> d
     runs = output.attempts[counted].astype(np.float64)
     priced = site >= 0
     manufacturing = float((runs[priced] * run_cost[site[priced]]).sum()) if run_cost.size else 0.0
-    window_years = max(output.horizon_days - output.warmup_days, 0.0) / 365.0
+    window_years = output.counted_window_days / 365.0
     parts = {
         "cost_manufacturing": manufacturing,
         "cost_transport": float(output.transport_cost[counted].sum()),

@@ -32,7 +32,7 @@ _OUTCOMES = (
     ("in_progress_share", "still in progress", "#a0aec0"),
 )
 _KINDS = {int(k): k.name.lower() for k in ResourceKind}
-IN_PROGRESS_WARNING = 0.10  # above this share of censored patients, times are biased low: say so
+IN_PROGRESS_WARNING = 0.005  # counted patients should all finish (cool-down); above this, say the figures are biased
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class Run:
         s = self.scenario
         return (
             f"{Path(self.file).name} · {self.result.replications} replications · seed {self.result.seed} · "
-            f"horizon {s.horizon_days:g} d (warm-up {s.warmup_days:g} d)"
+            f"horizon {s.horizon_days:g} d (warm-up {s.warmup_days:g} d, cool-down {s.cooldown_days:g} d)"
         )
 
     def warnings(self) -> list[str]:
@@ -55,8 +55,10 @@ class Run:
         waiting = float(_nanmean(self.result.values("in_progress_share")))
         if waiting > IN_PROGRESS_WARNING:
             found.append(
-                f"{Path(self.file).name}: {waiting:.0%} of counted patients are still in progress at the horizon; "
-                "their times are unknown, so the times shown are biased low. Lengthen horizon_days."
+                f"{Path(self.file).name}: {waiting:.1%} of counted patients are still in progress at the horizon "
+                f"although they were referred at least cooldown_days ({self.scenario.cooldown_days:g} d) before it; "
+                "their outcome is unknown, so shares, times and cost per treated patient are biased. "
+                "Raise demand.cooldown_days (or horizon_days)."
             )
         return found
 
@@ -382,8 +384,9 @@ def _hospital_table(run: Run) -> Table:
 
 def _conventions() -> str:
     return (
-        "Only patients referred after the warm-up are counted. Times are of counted patients who were infused; "
-        "patients still in progress at the horizon are censored (left out of the times, shown as a share). "
+        "Only patients referred after the warm-up and at least the cool-down before the horizon are counted, so "
+        "that every counted patient can finish; the share still in progress is a check and should be about 0. "
+        "Times are of counted patients who were infused. "
         "Cost per treated patient = all manufacturing runs, shipments, bed-days and bridging of counted patients "
         "plus the nodes' fixed costs over the counted window, divided by the patients treated. See docs/twin.md."
     )
@@ -397,7 +400,8 @@ def run_page(run: Run) -> str:
         Section(
             "What was run",
             f"{network.name}: {run.result.replications} replications of {run.scenario.horizon_days:g} simulated days "
-            f"each (the first {run.scenario.warmup_days:g} days are warm-up and not counted), seed "
+            f"each (referrals in the first {run.scenario.warmup_days:g} days (warm-up) and the last "
+            f"{run.scenario.cooldown_days:g} days (cool-down) are simulated but not counted), seed "
             f"{run.result.seed}. " + _conventions(),
             warnings=warnings,
             tables=[_headline_table(run)],
@@ -455,7 +459,8 @@ def _signed(d: Difference, unit: str) -> str:
 
 def comparison_page(a: Run, b: Run, comparison: Comparison) -> str:
     what = f"A = {Path(a.file).name}, B = {Path(b.file).name} · {a.result.replications} paired replications · seed " + (
-        f"{a.result.seed} · horizon {a.scenario.horizon_days:g} d (warm-up {a.scenario.warmup_days:g} d)"
+        f"{a.result.seed} · horizon {a.scenario.horizon_days:g} d (warm-up {a.scenario.warmup_days:g} d, "
+        f"cool-down {a.scenario.cooldown_days:g} d)"
     )
     verdicts = [
         comparison.difference(m).verdict(a.result.currency) for m in ("v2v_median", "treated_share", "cost_per_treated")

@@ -132,8 +132,15 @@ class HospitalDemand(_Strict):
 
 
 class Demand(_Strict):
+    """When referrals are simulated and which of them are counted: those in [warm-up, horizon - cool-down].
+
+    The cool-down keeps patients referred too close to the horizon (who could not finish their journey) out of
+    the statistics: they are still simulated, but counting them would mix censoring into the shares.
+    """
+
     horizon_days: float = Field(gt=0, le=1_000_000)
     warmup_days: float = Field(ge=0)
+    cooldown_days: float = Field(ge=0, le=1_000_000)
     seasonality: Seasonality
     hospitals: dict[str, HospitalDemand] = Field(min_length=1, description="Hospital node id -> its demand")
 
@@ -144,6 +151,15 @@ class Demand(_Strict):
         if horizon is not None and value >= horizon:
             raise ValueError(f"warmup_days ({value}) must be shorter than horizon_days ({horizon})")
         return value
+
+    @model_validator(mode="after")
+    def _counted_window(self) -> Demand:
+        if self.warmup_days + self.cooldown_days >= self.horizon_days:
+            raise ValueError(
+                f"warmup_days + cooldown_days ({self.warmup_days:g} + {self.cooldown_days:g}) must be shorter than "
+                f"horizon_days ({self.horizon_days:g}): no referral would be counted"
+            )
+        return self
 
 
 class Manufacturing(_Strict):
@@ -263,6 +279,10 @@ class Scenario:
     @property
     def warmup_days(self) -> float:
         return self.demand.warmup_days
+
+    @property
+    def cooldown_days(self) -> float:
+        return self.demand.cooldown_days
 
     @property
     def costs(self) -> ScenarioCosts:
