@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from cellrail.twin.compile import compile_scenario, hospital_key
-from cellrail.twin.engine import next_open, simulate, warm_up
+from cellrail.twin.engine import simulate, warm_up
+from cellrail.twin.kernel import next_open, sample, uniform01
 from cellrail.twin.output import Outcome, ResourceKind, RunOutput
-from cellrail.twin.sampling import sample, uniform01
 from cellrail.twin.scenario import Scenario, load_scenario, scenario_from_text
 
 MORNING = 8 / 24
@@ -271,3 +271,34 @@ demand:
 process:
   manufacturing: {{run_time: {{P: {run}}}}}
 """
+
+
+def test_every_jitted_function_the_kernel_calls_lives_in_the_kernel_module() -> None:
+    """Regression: Numba stamps a function's disk cache by its own source file only, so a jitted helper in another
+    module (as sampling.py was) could change without the cached kernel noticing. Walk the kernel's globals, and
+    those of every dispatcher it reaches, and require each dispatcher to be defined in cellrail.twin.kernel."""
+    from numba.core.registry import CPUDispatcher
+
+    from cellrail.twin import kernel
+
+    seen: set[str] = set()
+    elsewhere: list[str] = []
+    todo = [kernel._kernel]
+    while todo:
+        dispatcher = todo.pop()
+        func = dispatcher.py_func
+        if func.__qualname__ in seen:
+            continue
+        seen.add(func.__qualname__)
+        names = set(func.__code__.co_names)
+        for const in func.__code__.co_consts:  # names used in nested code objects
+            if hasattr(const, "co_names"):
+                names |= set(const.co_names)
+        for name in names:
+            value = func.__globals__.get(name)
+            if isinstance(value, CPUDispatcher):
+                if value.py_func.__module__ != kernel.__name__:
+                    elsewhere.append(f"{name} from {value.py_func.__module__}")
+                todo.append(value)
+    assert not elsewhere, elsewhere
+    assert {"_kernel", "_referrals", "sample", "uniform01", "splitmix64", "_gamma_unit"} <= seen
