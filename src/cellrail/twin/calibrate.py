@@ -48,12 +48,16 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
+    # Reported only: enrolment -> collection is work-up + wait for a chair + the collection itself, and the engine
+    # adds its own chair queue and session after ``process.workup``. The ledger does not record when the patient
+    # was ready for apheresis (the booking's ``earliest`` is not kept), so the work-up cannot be separated from the
+    # chair wait; writing this fit into process.workup would count the wait and the session twice.
     Stage(
-        "workup",
+        "decision_to_collection",
         S.ENROLLED,
         (S.COLLECTED,),
-        "decision to treat to end of collection (incl. any chair wait)",
-        ("workup",),
+        "decision to treat to end of collection: work-up + chair wait + session (the engine adds the last two)",
+        None,
     ),
     Stage(
         "transport_to_maker",
