@@ -33,6 +33,7 @@ def test_run_prints_the_summary_warns_and_writes_the_report(tmp_path: Path) -> N
     result = runner.invoke(app, ["twin", "run", str(network), "-n", "5", "--seed", "4", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "small.yaml · 5 replications · seed 4 · horizon 240 d (warm-up 60 d, cool-down 90 d)" in result.output
+    assert "use assumed rates (defaults.yaml, no published figure)" in result.output
     assert "vein-to-vein median" in result.output
     assert "warning" in result.output
     assert "demand exceeds capacity at hub" in result.output

@@ -228,3 +228,23 @@ def test_every_counted_patient_of_the_examples_finishes_before_the_horizon() -> 
             late = out.arrival > out.horizon_days - out.cooldown_days
             assert late.any()
             assert np.any(out.outcome[late] == Outcome.IN_PROGRESS)
+
+
+def test_node_fixed_costs_are_charged_by_the_share_of_capacity_used() -> None:
+    """Regression: a central factory's whole fixed cost was charged to a network using a fraction of it. The hub
+    runs 1.5 of its 2 units on average (0.75), so it carries 75 % of its 3,650 a year; a node without manufacturing
+    units (h0) is charged in full. Counted window 90 days, 3 patients treated."""
+    rates = CostRates("EUR", (1000.0,), 100.0, 2000.0, fixed_by_node=(("hub", 3650.0), ("h0", 365.0)))
+    m = summarize(hand_built_output(), rates).metrics
+    assert m["cost_fixed"] == pytest.approx((3650.0 * 0.75 + 365.0) * 90 / 365 / 3)
+    parts = sum(m[p] for p in ("cost_manufacturing", "cost_transport", "cost_fixed", "cost_bed_days", "cost_bridging"))
+    assert m["cost_per_treated"] == pytest.approx(parts)
+
+
+def test_the_examples_say_which_cost_parts_rest_on_assumptions() -> None:
+    from pathlib import Path
+
+    from cellrail.twin.scenario import load_scenario
+
+    regional = load_scenario(Path(__file__).resolve().parents[1] / "examples" / "regional.yaml")
+    assert set(regional.assumed_cost_parts()) == {"cost_transport", "cost_fixed", "cost_bed_days", "cost_bridging"}

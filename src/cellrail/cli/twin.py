@@ -120,6 +120,7 @@ def run(
             _LABEL[name] + (f" ({result.currency})" if unit == "currency" else ""), _value(mean, unit), interval
         )
     console.print(table)
+    console.print(f"Costs: {escape(done.cost_note())}", soft_wrap=True, highlight=False)
     _warn([done])
     page = write_run(done, out or _default_out(network))
     rate = replications / result.elapsed_seconds if result.elapsed_seconds > 0 else float("nan")
@@ -175,6 +176,8 @@ def run_comparison(
         comparison = compare(scenario_a, scenario_b, replications, seed, engine, workers, tick)  # type: ignore[arg-type]
     run_a, run_b = Run(str(a), scenario_a, comparison.a), Run(str(b), scenario_b, comparison.b)
     print_comparison(comparison, a, b)
+    for run in (run_a, run_b):
+        console.print(f"Costs: {escape(run.cost_note())}", soft_wrap=True, highlight=False)
     _warn([run_a, run_b])
     return comparison, write_comparison(run_a, run_b, comparison, out)
 

@@ -108,9 +108,10 @@ def run_chunk(token: str, scenario: Any, seeds: Sequence[int], keep_first: bool)
     busy_sum: FloatArray | None = None
     queue_sum: FloatArray | None = None
     first: RunOutput | None = None
+    rates = cost_rates(scenario.costs, compiled.sites)  # once per chunk: Scenario.costs is rebuilt on each access
     for index, seed in enumerate(seeds):
         output = simulate(compiled, int(seed))
-        summaries.append(summarize(output, cost_rates(scenario.costs, output.sites)))
+        summaries.append(summarize(output, rates))
         if busy_sum is None or queue_sum is None:
             busy_sum, queue_sum = output.busy.astype(np.float64), output.queue.astype(np.float64)
         else:

@@ -62,6 +62,17 @@ class Run:
             )
         return found
 
+    def cost_note(self) -> str:
+        """Which cost parts rest on assumed rates (the defaults' assumptions), in words."""
+        assumed = [LABELS[part].replace("of which", "").strip() for part in self.scenario.assumed_cost_parts()]
+        if not assumed:
+            return f"{Path(self.file).name}: every cost rate was set in the scenario."
+        return (
+            f"{Path(self.file).name}: {', '.join(assumed)} use assumed rates (defaults.yaml, no published figure); "
+            "manufacturing runs are priced from the i-SHIPMENT model's inputs unless the scenario sets them. Node "
+            "fixed costs are charged by the share of each site's manufacturing capacity the network used."
+        )
+
     def name_of(self, node: str) -> str:
         try:
             return str(self.scenario.network.node(node).name)
@@ -388,7 +399,8 @@ def _conventions() -> str:
         "that every counted patient can finish; the share still in progress is a check and should be about 0. "
         "Times are of counted patients who were infused. "
         "Cost per treated patient = all manufacturing runs, shipments, bed-days and bridging of counted patients "
-        "plus the nodes' fixed costs over the counted window, divided by the patients treated. See docs/twin.md."
+        "plus the nodes' fixed costs over the counted window (each node's by the share of its manufacturing capacity "
+        "used), divided by the patients treated. See docs/twin.md."
     )
 
 
@@ -420,7 +432,7 @@ def run_page(run: Run) -> str:
             ],
             notes=["Means over replications of end-of-day samples; the shaded days are the warm-up."],
         ),
-        Section("Cost per treated patient", figures=[cost_figure([run], what)]),
+        Section("Cost per treated patient", figures=[cost_figure([run], what)], notes=[run.cost_note()]),
     ]
     report = Report(
         title=f"Twin run: {network.name}",
@@ -487,7 +499,7 @@ def comparison_page(a: Run, b: Run, comparison: Comparison) -> str:
         Section("Vein-to-vein time per hospital", figures=[v2v_figure([a, b], what)]),
         Section("Patients treated and lost", figures=[outcome_figure([a, b], what)]),
         Section("Manufacturing utilisation and queues", figures=[resource_figure(a, what), resource_figure(b, what)]),
-        Section("Cost per treated patient", figures=[cost_figure([a, b], what)]),
+        Section("Cost per treated patient", figures=[cost_figure([a, b], what)], notes=[a.cost_note(), b.cost_note()]),
     ]
     report = Report(
         title=f"Twin comparison: {a.scenario.network.network.name} vs {b.scenario.network.network.name}",

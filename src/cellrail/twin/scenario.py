@@ -296,6 +296,18 @@ class Scenario:
             by_site[node.id] = sum(r * u for r, u in zip(rates, units, strict=True)) / max(sum(units), 1)
         return ScenarioCosts(c.currency, c.manufacturing_run, c.bed_day, c.bridging, fixed, by_site)
 
+    def assumed_cost_parts(self) -> tuple[str, ...]:
+        """The cost parts (metrics.COST_PARTS names) whose rates are still the defaults' assumptions (no published
+        figure behind them), so that reports can say which part of a cost difference rests on assumptions."""
+        defaults = _defaults()["process"]
+        used = {
+            "cost_transport": (self.process.transport.cost_per_shipment, defaults["transport"]["cost_per_shipment"]),
+            "cost_fixed": (self.process.costs.fixed_by_kind_or_node, defaults["costs"]["node_fixed_per_year"]),
+            "cost_bed_days": (self.process.costs.bed_day, defaults["costs"]["bed_day"]),
+            "cost_bridging": (self.process.costs.bridging, defaults["costs"]["bridging"]),
+        }
+        return tuple(part for part, (value, default) in used.items() if value == default)
+
     def patients_per_day(self, hospital: str) -> float:
         spec = self.demand.hospitals.get(hospital)
         return 0.0 if spec is None else spec.patients_per_year / 365.0
