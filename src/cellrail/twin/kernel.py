@@ -369,6 +369,10 @@ def _kernel(  # pragma: no cover - compiled
     wake = np.zeros(n_r, np.bool_)
     s_busy = np.zeros((n_r, days), np.float64)
     s_queue = np.zeros((n_r, days), np.float64)
+    # area under busy(t) and queue(t) since ``last`` within the current day (time averages, not midnight samples)
+    last = np.zeros(n_r, np.float64)
+    a_busy = np.zeros(n_r, np.float64)
+    a_queue = np.zeros(n_r, np.float64)
     # event heap: at most one flow event per patient and one wake-up per resource
     size = n_p + n_r + 8
     ht = np.empty(size, np.float64)
@@ -390,10 +394,13 @@ def _kernel(  # pragma: no cover - compiled
             break
         while day < days and day + 1 <= t:
             for r in range(n_r):
-                if qlive[r] > 0:
+                _area(r, day + 1.0, busy, qlive, last, a_busy, a_queue)
+                s_busy[r, day] = a_busy[r]
+                s_queue[r, day] = a_queue[r]
+                a_busy[r] = 0.0
+                a_queue[r] = 0.0
+                if qlive[r] > 0:  # who ran out of patience during the day counted as waiting until the day's end
                     _sweep(r, day + 1.0, q_head, q_tail, q_next, waiting, qlimit, qlive, outcome, ended)
-                s_busy[r, day] = busy[r]
-                s_queue[r, day] = qlive[r]
             day += 1
         n_join = 0
         enter = -1  # a resource patient p joins the queue of now
@@ -416,6 +423,7 @@ def _kernel(  # pragma: no cover - compiled
             joins[0] = a
             n_join = 1
         elif ty == DONE:
+            _area(a, t, busy, qlive, last, a_busy, a_queue)
             busy[a] -= 1
             joins[0] = a
             n_join = 1
@@ -473,6 +481,7 @@ def _kernel(  # pragma: no cover - compiled
             q_tail[enter] = p
             q_next[p] = -1
             waiting[p] = enter
+            _area(enter, t, busy, qlive, last, a_busy, a_queue)
             qlive[enter] += 1
             qlimit[p] = deadline[p]
             if scope == 1:
@@ -482,6 +491,7 @@ def _kernel(  # pragma: no cover - compiled
         for j in range(n_join):
             r = joins[j]
             # dispatch: start the first live patients in the FIFO queue while servers are free and the node is open
+            _area(r, t, busy, qlive, last, a_busy, a_queue)
             while busy[r] < res_cap[r] and qlive[r] > 0:
                 if not is_open(t, res_mask[r]):
                     if not wake[r]:
@@ -524,16 +534,31 @@ def _kernel(  # pragma: no cover - compiled
                     bed[q] = dur
                 _push(ht, hv, st, t + dur, DONE, q, r)
     while day < days:
+        end = min(day + 1.0, horizon)
         for r in range(n_r):
+            _area(r, end, busy, qlive, last, a_busy, a_queue)
+            s_busy[r, day] = a_busy[r] / (end - day)  # the last day may be partial
+            s_queue[r, day] = a_queue[r] / (end - day)
+            a_busy[r] = 0.0
+            a_queue[r] = 0.0
             if qlive[r] > 0:
-                _sweep(r, min(day + 1.0, horizon), q_head, q_tail, q_next, waiting, qlimit, qlive, outcome, ended)
-            s_busy[r, day] = busy[r]
-            s_queue[r, day] = qlive[r]
+                _sweep(r, end, q_head, q_tail, q_next, waiting, qlimit, qlive, outcome, ended)
         day += 1
     for p in range(n_p):  # patience that ran out in a run, in QC or on the road, after the last event
         _lost_by(p, horizon, outcome, ended, deadline)
     return (hosp, number, arr, apheresis, site, m_start, release, infusion, ended, attempts, outcome, bridged, t_cost,
             bed, s_busy, s_queue)  # fmt: skip
+
+
+@njit(cache=True)
+def _area(r, t, busy, qlive, last, a_busy, a_queue):  # pragma: no cover
+    """Add the area under resource ``r``'s busy servers and queue since its last change, up to ``t``: called before
+    every change, so the daily series are exact time averages (midnight samples missed short services)."""
+    dt = t - last[r]
+    if dt > 0.0:
+        a_busy[r] += dt * busy[r]
+        a_queue[r] += dt * qlive[r]
+        last[r] = t
 
 
 @njit(cache=True)

@@ -19,8 +19,9 @@ repeated in docs/twin.md:
   fixed cost is multiplied by the share of its manufacturing capacity the network used (time-average busy units /
   units after the warm-up); a node without manufacturing units is charged in full. Each run is priced at the site
   of the patient's last run (remanufacture is almost always at the same site).
-- Utilisation of a resource: servers in use / servers, averaged over the days after the warm-up (end-of-day
-  samples). Queue: patients waiting for the resource at the end of each day.
+- Utilisation of a resource: servers in use / servers, time-averaged over the days after the warm-up (the kernel
+  integrates busy servers and waiting patients over time, so short services such as a half-day collection count
+  in full). Queue: time-average number of patients waiting for the resource.
 """
 
 from __future__ import annotations
@@ -184,7 +185,7 @@ def _patient_figures(output: RunOutput, chosen: NDArray[np.bool_]) -> dict[str, 
 
 
 def counted_days(output: RunOutput) -> slice:
-    """Columns of the daily series after the warm-up: column d is sampled at the end of day d, i.e. time d + 1."""
+    """Columns of the daily series after the warm-up: column d is the time average over [d, d + 1)."""
     return slice(int(np.ceil(output.warmup_days)), None)
 
 

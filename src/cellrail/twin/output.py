@@ -56,12 +56,12 @@ class RunOutput:
     bridged: NDArray[np.bool_]  # received bridging therapy while waiting
     transport_cost: NDArray[np.float64]  # all shipments made for this patient, in the scenario's currency
     bed_days: NDArray[np.float64]  # inpatient days at the infusing hospital
-    # per resource, sampled at the end of each simulated day
+    # per resource and simulated day: time averages over the day (area under the curve / day length)
     resource_node: tuple[str, ...]  # node id of each resource row
     resource_kind: NDArray[np.int8]  # ResourceKind of each row
     capacity: NDArray[np.int32]  # servers (chairs, units, beds) of each row
-    busy: NDArray[np.float64]  # (R, D) servers in use at the end of day d
-    queue: NDArray[np.float64]  # (R, D) patients waiting for that resource at the end of day d
+    busy: NDArray[np.float64]  # (R, D) time-average servers in use during day d
+    queue: NDArray[np.float64]  # (R, D) time-average patients waiting for that resource during day d
     # added by the engine: the patient's number within its hospital (referral order); with ``hospital`` it names
     # the same patient in two scenarios run with common random numbers
     number: NDArray[np.int32] = field(default_factory=lambda: np.zeros(0, dtype=np.int32))

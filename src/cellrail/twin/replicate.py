@@ -41,8 +41,10 @@ class Chunk:
     """What a worker sends back for some consecutive replications."""
 
     summaries: list[Summary]
-    busy_sum: FloatArray  # (R, D) sums over the chunk's replications; the series hold whole numbers (servers,
-    queue_sum: FloatArray  # patients), so these sums are exact and do not depend on how replications were chunked
+    # (R, D) sums over the chunk's replications in fixed point (units of 1 / FIXED_POINT): the daily series are time
+    # averages (fractions), and integer sums are exact, so the result does not depend on how replications were chunked
+    busy_sum: NDArray[np.int64]
+    queue_sum: NDArray[np.int64]
     first: RunOutput | None  # the chunk's first replication whole, when asked for (replication 0)
     seconds: float
 
@@ -55,8 +57,8 @@ class Replications:
     seeds: tuple[int, ...]
     summaries: tuple[Summary, ...]
     first: RunOutput
-    busy_mean: FloatArray  # (R, D) mean over replications of servers in use at the end of each day
-    queue_mean: FloatArray  # (R, D) mean over replications of patients waiting at the end of each day
+    busy_mean: FloatArray  # (R, D) mean over replications of the time-average servers in use on each day
+    queue_mean: FloatArray  # (R, D) mean over replications of the time-average patients waiting on each day
     currency: str
     engine: str
     workers: int
@@ -98,6 +100,13 @@ def _compiled(token: str, scenario: Any) -> Any:
     return _COMPILED[token]
 
 
+FIXED_POINT = 2**20  # ~1e-6 resolution; room for 1e4 servers x 1e5 replications in an int64
+
+
+def _fixed(series: FloatArray) -> NDArray[np.int64]:
+    return np.rint(series * FIXED_POINT).astype(np.int64)
+
+
 def run_chunk(token: str, scenario: Any, seeds: Sequence[int], keep_first: bool) -> Chunk:
     """Run some replications in this process (a pool worker, a Ray task or the caller itself)."""
     from cellrail.twin.engine import simulate
@@ -105,18 +114,18 @@ def run_chunk(token: str, scenario: Any, seeds: Sequence[int], keep_first: bool)
     started = time.perf_counter()
     compiled = _compiled(token, scenario)
     summaries: list[Summary] = []
-    busy_sum: FloatArray | None = None
-    queue_sum: FloatArray | None = None
+    busy_sum: NDArray[np.int64] | None = None
+    queue_sum: NDArray[np.int64] | None = None
     first: RunOutput | None = None
     rates = cost_rates(scenario.costs, compiled.sites)  # once per chunk: Scenario.costs is rebuilt on each access
     for index, seed in enumerate(seeds):
         output = simulate(compiled, int(seed))
         summaries.append(summarize(output, rates))
         if busy_sum is None or queue_sum is None:
-            busy_sum, queue_sum = output.busy.astype(np.float64), output.queue.astype(np.float64)
+            busy_sum, queue_sum = _fixed(output.busy), _fixed(output.queue)
         else:
-            busy_sum += output.busy
-            queue_sum += output.queue
+            busy_sum += _fixed(output.busy)
+            queue_sum += _fixed(output.queue)
         if keep_first and index == 0:
             first = output
     assert busy_sum is not None
@@ -240,8 +249,8 @@ def run_replications(
         seeds=tuple(seeds),
         summaries=tuple(summary for part in parts for summary in part.summaries),
         first=head.first,
-        busy_mean=busy / replications,
-        queue_mean=queue / replications,
+        busy_mean=busy / FIXED_POINT / replications,
+        queue_mean=queue / FIXED_POINT / replications,
         currency=str(scenario.costs.currency),
         engine=engine,
         workers=count,

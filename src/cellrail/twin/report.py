@@ -430,7 +430,7 @@ def run_page(run: Run) -> str:
                 resource_figure(run, what),
                 resource_figure(run, what, (ResourceKind.APHERESIS, ResourceKind.INFUSION)),
             ],
-            notes=["Means over replications of end-of-day samples; the shaded days are the warm-up."],
+            notes=["Means over replications of daily time averages; the shaded days are the warm-up."],
         ),
         Section("Cost per treated patient", figures=[cost_figure([run], what)], notes=[run.cost_note()]),
     ]
