@@ -99,8 +99,11 @@ def test_calibrate_writes_a_scenario_that_runs(tmp_path: Path) -> None:
     engine.dispose()
     out = tmp_path / "calibrated.yaml"
     source = ROOT / "examples" / "regional.yaml"
-    result = runner.invoke(app, ["twin", "calibrate", str(source), "-d", f"sqlite:///{database}", "--out", str(out)])
+    result = runner.invoke(
+        app, ["twin", "calibrate", str(source), "-d", f"sqlite:///{database}", "--out", str(out), "--min-n", "1"]
+    )
     assert result.exit_code == 0, result.output
+    assert "comments inside it are replaced" in result.output
     assert "qc_release" in result.output
     assert "process.qc_release" in result.output
     assert f"calibrated scenario written to {out}" in result.output.replace("\n", "")

@@ -204,6 +204,9 @@ def calibrate(
     network: Path = typer.Argument(..., help="Network YAML file (with demand: and process: sections) to calibrate"),
     out: Path = typer.Option(..., "--out", help="Where to write the calibrated scenario YAML"),
     database: str | None = DatabaseOption,
+    min_n: int = typer.Option(
+        20, "--min-n", min=1, help="Fewest durations a fit needs to be written (fewer: reported only)"
+    ),
 ) -> None:
     """Fit the process durations to the custody ledger's orders and write them into the scenario's process."""
     try:
@@ -212,7 +215,7 @@ def calibrate(
         raise InvalidInput([Problem("", f"not a UTF-8 text file ({error.reason})", str(network))]) from None
     engine = existing_store(database)
     try:
-        result = calibrate_scenario(engine, text, str(network), datetime.now(UTC).date())
+        result = calibrate_scenario(engine, text, str(network), datetime.now(UTC).date(), min_n)
     finally:
         engine.dispose()
     table = Table(title=f"Stage durations from {result.orders} orders in the ledger (days)")
@@ -226,10 +229,25 @@ def calibrate(
             f"{fit.observed_median:.2f}",
             f"{fit.dist} ({parameters})",
             f"{fit.fitted_median:.2f}",
-            "process." + ".".join(fit.target) if fit.target else "(reported only)",
+            "process." + ".".join(fit.target)
+            if fit.target
+            else f"(reported only{', ' + fit.withheld if fit.withheld else ''})",
         )
     console.print(table)
+    for stage, count in sorted(result.open.items()):
+        console.print(
+            f"[yellow]warning[/yellow] {count} order{'s are' if count > 1 else ' is'} still in stage {stage} "
+            "(right-censored): not in its fit, which may therefore be too short",
+            highlight=False,
+            soft_wrap=True,
+        )
     if not result.fits:
         console.print("[yellow]warning[/yellow] no order in the ledger has a completed stage; nothing was fitted")
+    console.print(
+        "Note: the process: section is re-written from its values, so comments inside it are replaced by the "
+        "calibration note; comments everywhere else in the file are kept.",
+        highlight=False,
+        soft_wrap=True,
+    )
     out.write_text(result.text, encoding="utf-8")
     console.print(f"[green]ok[/green] calibrated scenario written to {out}", highlight=False, soft_wrap=True)
