@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from cellrail.cli.main import app
 from cellrail.demo.journeys import JourneyPlayer, set_up
 from cellrail.kernel.clock import ManualClock
+from cellrail.kernel.errors import InvalidInput
 from cellrail.rail.network import load_network
 from cellrail.store.engine import open_store
 from tests.test_twin_report import OVERLOADED
@@ -114,3 +115,19 @@ def test_calibrate_writes_a_scenario_that_runs(tmp_path: Path) -> None:
                                   str(tmp_path / "x.yaml")])  # fmt: skip
     assert nowhere.exit_code == 1
     assert "no CellRail store" in nowhere.output
+
+
+def test_demo_finds_the_example_network_from_any_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: the default examples/regional.yaml was relative to the working directory."""
+    from cellrail.cli.demo import example_network
+
+    monkeypatch.chdir(tmp_path)
+    found = example_network()
+    assert found.is_file()
+    assert found.resolve() == (ROOT / "examples" / "regional.yaml").resolve()
+    assert (found.parent / "centralized.yaml").is_file()  # the twin headline's A
+    with pytest.raises(InvalidInput, match=r"examples/nowhere.yaml not found .*pass --network FILE"):
+        example_network("nowhere.yaml")
+    missing = runner.invoke(app, ["demo", "--network", str(tmp_path / "x.yaml"), "--database", str(tmp_path / "d.db")])
+    assert missing.exit_code != 0
+    assert "--network: no file at" in missing.output

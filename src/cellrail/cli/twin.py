@@ -57,7 +57,13 @@ ReplicationsOption = typer.Option(200, "--replications", "-n", min=1, help="Inde
 SeedOption = typer.Option(1, "--seed", min=0, help="Seed of the run (the same seed gives the same results)")
 EngineOption = typer.Option(EngineName.local, "--engine", help="local: processes on this machine; ray: Ray tasks")
 WorkersOption = typer.Option(
-    None, "--workers", min=1, help="Processes (local) or tasks in flight (ray); default: cores"
+    None,
+    "--workers",
+    min=1,
+    help=(
+        "local: processes; default one per core, but a run estimated under about 4 s stays in this process. "
+        "ray: tasks in flight at once; default the cluster's CPU count"
+    ),
 )
 
 

@@ -178,12 +178,18 @@ def _ray_cpus() -> int:
     return max(1, int(_ray().cluster_resources().get("CPU", 1)))
 
 
-def _run_ray(token: str, scenario: Any, chunks: list[list[int]], tick: Tick) -> None:
+def _run_ray(token: str, scenario: Any, chunks: list[list[int]], workers: int, tick: Tick) -> None:
+    """At most ``workers`` tasks in flight: a new chunk is sent when one comes back (so --workers throttles)."""
     ray = _ray()
     task = ray.remote(run_chunk)
     shared = ray.put(scenario)
-    pending = {task.remote(token, shared, chunk, False): index for index, chunk in enumerate(chunks)}
-    while pending:
+    waiting = list(enumerate(chunks))
+    waiting.reverse()
+    pending: dict[Any, int] = {}
+    while waiting or pending:
+        while waiting and len(pending) < workers:
+            index, chunk = waiting.pop()
+            pending[task.remote(token, shared, chunk, False)] = index
         finished, _ = ray.wait(list(pending), num_returns=1)
         for ref in finished:
             tick(pending.pop(ref), ray.get(ref))
@@ -199,9 +205,10 @@ def run_replications(
 ) -> Replications:
     """Run ``replications`` replications of ``scenario`` (a twin Scenario) and summarize each one.
 
-    ``engine='local'`` spreads chunks of replications over ``workers`` processes (default: every core;
-    ``workers=1`` runs in this process); ``engine='ray'`` sends them as Ray tasks (default: as many groups as the
-    cluster has CPUs). Same seed, same results.
+    ``engine='local'`` spreads chunks of replications over ``workers`` processes (default: every core, but only
+    when the run is estimated, from replication 0, to take over ``_IN_PROCESS_SECONDS``; shorter runs stay in this
+    process; ``workers=1`` always runs here); ``engine='ray'`` sends them as Ray tasks with at most ``workers`` in
+    flight (default: the cluster's CPU count). Same seed, same results.
     """
     if replications < 1:
         raise InvalidInput.one("replications", "must be at least 1")
@@ -237,7 +244,7 @@ def run_replications(
             progress(done, replications)
 
     if chunks and engine == "ray":
-        _run_ray(token, scenario, chunks, tick)
+        _run_ray(token, scenario, chunks, count, tick)
     elif chunks:
         _run_local(token, scenario, chunks, count, tick)
     parts = [head, *(chunk for chunk in results if chunk is not None)]
