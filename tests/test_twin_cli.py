@@ -50,7 +50,7 @@ def test_compare_prints_the_difference_table(tmp_path: Path) -> None:
     result = runner.invoke(app, ["twin", "compare", str(a), str(b), "-n", "5", "--workers", "1", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "B − A with common random numbers: A = one-unit.yaml, B = four-units.yaml" in result.output
-    assert "vein-to-vein median: B is lower by" in result.output
+    assert "vein-to-vein median: B is lower, B − A = −" in result.output
     assert (out / "differences.csv").exists()
     assert (out / "report.html").exists()
 

@@ -68,16 +68,19 @@ class Difference:
             return f"{label}: not enough replications with a value to compare"
         if self.low == self.high == self.difference == 0:
             return f"{label}: identical in every replication (B − A = 0)"
-        if not self.significant:
-            return (
-                f"{label}: no significant difference (B − A = {_fmt(self.difference, unit)}, "
-                f"95 % CI {_fmt(self.low, unit)} to {_fmt(self.high, unit)})"
-            )
-        direction = "higher" if self.difference > 0 else "lower"
-        return (
-            f"{label}: B is {direction} by {_fmt(abs(self.difference), unit)} "
-            f"(95 % CI {_fmt(self.low, unit)} to {_fmt(self.high, unit)}), significant"
+        change = f"B − A = {_signed(self.difference, unit)} (95 % CI {_signed(self.low, unit)} to " + (
+            f"{_signed(self.high, unit)})"
         )
+        if not self.significant:
+            return f"{label}: no significant difference, {change}"
+        return f"{label}: B is {'higher' if self.difference > 0 else 'lower'}, {change}, significant"
+
+
+def _signed(value: float, unit: str) -> str:
+    """A difference with its sign always shown (+, − or none for 0), so B − A reads the right way round."""
+    text = _fmt(abs(value), unit)
+    rounded = _fmt(0.0, unit)
+    return text if text == rounded else ("+" if value > 0 else "−") + text
 
 
 def _fmt(value: float, unit: str) -> str:
