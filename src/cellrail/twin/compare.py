@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,6 +24,7 @@ from scipy import stats
 
 from cellrail.twin.metrics import LABELS, METRIC_NAMES, UNITS
 from cellrail.twin.replicate import Engine, Progress, Replications, run_replications
+from cellrail.twin.scenario import Scenario
 
 FloatArray = NDArray[np.float64]
 CONFIDENCE = 0.95
@@ -142,8 +142,8 @@ def differences(a: Replications, b: Replications, metrics: Sequence[str] = METRI
 
 
 def compare(
-    scenario_a: Any,
-    scenario_b: Any,
+    scenario_a: Scenario,
+    scenario_b: Scenario,
     replications: int,
     seed: int,
     engine: Engine = "local",

@@ -393,10 +393,12 @@ def _kernel(  # pragma: no cover - compiled
         if t > horizon:
             break
         while day < days and day + 1 <= t:
-            for r in range(n_r):
-                _area(r, day + 1.0, busy, qlive, last, a_busy, a_queue)
-                s_busy[r, day] = a_busy[r]
-                s_queue[r, day] = a_queue[r]
+            close = day + 1.0
+            for r in range(n_r):  # close the day: its area is its time average (inline: this runs days x R times)
+                dt = close - last[r]
+                s_busy[r, day] = a_busy[r] + dt * busy[r]
+                s_queue[r, day] = a_queue[r] + dt * qlive[r]
+                last[r] = close
                 a_busy[r] = 0.0
                 a_queue[r] = 0.0
                 if qlive[r] > 0:  # who ran out of patience during the day counted as waiting until the day's end
@@ -491,7 +493,8 @@ def _kernel(  # pragma: no cover - compiled
         for j in range(n_join):
             r = joins[j]
             # dispatch: start the first live patients in the FIFO queue while servers are free and the node is open
-            _area(r, t, busy, qlive, last, a_busy, a_queue)
+            if busy[r] < res_cap[r] and qlive[r] > 0:  # the loop below may change the counts
+                _area(r, t, busy, qlive, last, a_busy, a_queue)
             while busy[r] < res_cap[r] and qlive[r] > 0:
                 if not is_open(t, res_mask[r]):
                     if not wake[r]:
@@ -550,7 +553,7 @@ def _kernel(  # pragma: no cover - compiled
             bed, s_busy, s_queue)  # fmt: skip
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _area(r, t, busy, qlive, last, a_busy, a_queue):  # pragma: no cover
     """Add the area under resource ``r``'s busy servers and queue since its last change, up to ``t``: called before
     every change, so the daily series are exact time averages (midnight samples missed short services)."""

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from multiprocessing import get_context
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,6 +27,10 @@ from numpy.typing import NDArray
 from cellrail.kernel.errors import InvalidInput
 from cellrail.twin.metrics import Summary, cost_rates, summarize
 from cellrail.twin.output import RunOutput
+
+if TYPE_CHECKING:
+    from cellrail.twin.compile import Compiled
+    from cellrail.twin.scenario import Scenario
 
 Engine = Literal["local", "ray"]
 Progress = Callable[[int, int], None]  # (replications done, replications in all)
@@ -88,10 +92,10 @@ def replication_seeds(seed: int, replications: int) -> list[int]:
 
 
 # One compiled scenario per worker process and run, so each task after the first skips compilation.
-_COMPILED: dict[str, Any] = {}
+_COMPILED: dict[str, Compiled] = {}
 
 
-def _compiled(token: str, scenario: Any) -> Any:
+def _compiled(token: str, scenario: Scenario) -> Compiled:
     from cellrail.twin.compile import compile_scenario
 
     if token not in _COMPILED:
@@ -107,7 +111,7 @@ def _fixed(series: FloatArray) -> NDArray[np.int64]:
     return np.rint(series * FIXED_POINT).astype(np.int64)
 
 
-def run_chunk(token: str, scenario: Any, seeds: Sequence[int], keep_first: bool) -> Chunk:
+def run_chunk(token: str, scenario: Scenario, seeds: Sequence[int], keep_first: bool) -> Chunk:
     """Run some replications in this process (a pool worker, a Ray task or the caller itself)."""
     from cellrail.twin.engine import simulate
 
@@ -144,7 +148,7 @@ def _warm_worker() -> None:
     warm_up()
 
 
-def _run_local(token: str, scenario: Any, chunks: list[list[int]], workers: int, tick: Tick) -> None:
+def _run_local(token: str, scenario: Scenario, chunks: list[list[int]], workers: int, tick: Tick) -> None:
     if workers == 1:
         for index, chunk in enumerate(chunks):
             tick(index, run_chunk(token, scenario, chunk, False))
@@ -178,7 +182,7 @@ def _ray_cpus() -> int:
     return max(1, int(_ray().cluster_resources().get("CPU", 1)))
 
 
-def _run_ray(token: str, scenario: Any, chunks: list[list[int]], workers: int, tick: Tick) -> None:
+def _run_ray(token: str, scenario: Scenario, chunks: list[list[int]], workers: int, tick: Tick) -> None:
     """At most ``workers`` tasks in flight: a new chunk is sent when one comes back (so --workers throttles)."""
     ray = _ray()
     task = ray.remote(run_chunk)
@@ -196,7 +200,7 @@ def _run_ray(token: str, scenario: Any, chunks: list[list[int]], workers: int, t
 
 
 def run_replications(
-    scenario: Any,
+    scenario: Scenario,
     replications: int,
     seed: int,
     engine: Engine = "local",

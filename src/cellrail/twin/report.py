@@ -24,6 +24,7 @@ from cellrail.twin.compare import Comparison, Difference
 from cellrail.twin.metrics import COST_PARTS, HOSPITAL_METRICS, LABELS, METRICS, UNITS, vein_to_vein
 from cellrail.twin.output import Outcome, ResourceKind, RunOutput
 from cellrail.twin.replicate import Replications
+from cellrail.twin.scenario import Scenario
 
 _OUTCOMES = (
     ("treated_share", "treated", "#2f855a"),
@@ -40,7 +41,7 @@ class Run:
     """One scenario's replications with what the report needs to name it."""
 
     file: str
-    scenario: Any  # cellrail.twin.scenario.Scenario
+    scenario: Scenario
     result: Replications
 
     def what(self) -> str:
