@@ -348,11 +348,6 @@ def _defaults() -> dict[str, Any]:
     return dict(_strip_sources(yaml.safe_load(text)))
 
 
-def default_parameters() -> dict[str, Any]:
-    """The defaults without their sources (a fresh copy)."""
-    return _merge({}, _defaults())
-
-
 def _strip_sources(data: Any) -> Any:
     if isinstance(data, dict):
         if set(data) == {"value", "source"}:
@@ -411,7 +406,10 @@ def scenario_from_text(text: str, file: str = "<scenario>") -> Scenario:
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    """Read a network file with its ``demand:`` and ``process:`` sections (see docs/validation.md)."""
+    """Read a network file with its ``demand:`` and ``process:`` sections (see docs/validation.md).
+
+    The one place this module touches a file: a thin reader kept here for the CLI, the tests and scripts; all
+    checking is in the pure :func:`scenario_from_text`. (The defaults are package data, read via importlib.)"""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
