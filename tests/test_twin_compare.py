@@ -98,3 +98,21 @@ def test_a_lower_b_reads_as_a_signed_difference() -> None:
     assert d.verdict() == (
         "vein-to-vein median: B is lower, B − A = −9.0 days (95 % CI −9.0 days to −9.0 days), significant"
     )
+
+
+def test_one_number_format_and_one_t_interval_for_every_table() -> None:
+    from cellrail.twin.statistics import format_value, mean_ci, t_half_width
+
+    assert [
+        format_value(v, u) for v, u in [(0.934, "share"), (66172.2, "currency"), (1.0412, "runs"), (14.44, "days")]
+    ] == [
+        "93.4%",
+        "66,172",
+        "1.041",
+        "14.4",
+    ]
+    assert format_value(float("nan"), "days") == "–"
+    mean, low, high, n = mean_ci(np.array([1.0, 2.0, 3.0, np.nan]))
+    assert mean - low == pytest.approx(high - mean)
+    assert (mean, n) == (2.0, 3)
+    assert high - mean == pytest.approx(t_half_width(1.0, 3)) == pytest.approx(4.302652729911275 / 3**0.5)

@@ -11,8 +11,9 @@ import pytest
 
 from cellrail.twin.compare import compare
 from cellrail.twin.replicate import run_replications
-from cellrail.twin.report import Run, mean_ci, write_comparison, write_run
+from cellrail.twin.report import Run, write_comparison, write_run
 from cellrail.twin.scenario import Scenario, scenario_from_text
+from cellrail.twin.statistics import mean_ci
 
 OVERLOADED = """\
 network: {id: small, name: Small overloaded network}

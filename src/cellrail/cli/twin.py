@@ -22,9 +22,10 @@ from cellrail.kernel.errors import InvalidInput, Problem
 from cellrail.twin.compare import Comparison, compare
 from cellrail.twin.metrics import METRICS
 from cellrail.twin.replicate import run_replications
-from cellrail.twin.report import Run, mean_ci, write_comparison, write_run
+from cellrail.twin.report import Run, write_comparison, write_run
 from cellrail.twin.scenario import Scenario, load_scenario
 from cellrail.twin.services import calibrate_scenario
+from cellrail.twin.statistics import format_value, mean_ci
 
 app = typer.Typer(
     help="The twin: simulate a network's patients many times, compare networks, calibrate from the ledger.",
@@ -79,16 +80,6 @@ def _progress(total: int, what: str) -> Iterator[Callable[[int, int], None]]:
         yield lambda done, all_: progress.update(task, completed=done, total=all_)
 
 
-def _value(value: float, unit: str) -> str:
-    if not math.isfinite(value):
-        return "–"
-    if unit == "share":
-        return f"{value:.1%}"
-    if unit == "currency":
-        return f"{value:,.0f}"
-    return f"{value:,.1f}"
-
-
 def _warn(runs: list[Run]) -> None:
     for run in runs:
         for warning in run.warnings():
@@ -121,9 +112,9 @@ def run(
     for name in HEADLINE:
         mean, low, high, _ = mean_ci(result.values(name))
         unit = _UNIT[name]
-        interval = f"{_value(low, unit)} to {_value(high, unit)}" if math.isfinite(low) else "–"
+        interval = f"{format_value(low, unit)} to {format_value(high, unit)}" if math.isfinite(low) else "–"
         table.add_row(
-            _LABEL[name] + (f" ({result.currency})" if unit == "currency" else ""), _value(mean, unit), interval
+            _LABEL[name] + (f" ({result.currency})" if unit == "currency" else ""), format_value(mean, unit), interval
         )
     console.print(table)
     console.print(f"Costs: {escape(done.cost_note())}", soft_wrap=True, highlight=False)
@@ -146,14 +137,14 @@ def print_comparison(comparison: Comparison, a: Path, b: Path) -> None:
     for name in HEADLINE:
         d = comparison.difference(name)
         unit = _UNIT[name]
-        interval = f"{_value(d.low, unit)} to {_value(d.high, unit)}" if math.isfinite(d.low) else "–"
-        change = f"{d.difference * 100:.1f} pp" if unit == "share" else _value(d.difference, unit)
+        interval = f"{format_value(d.low, unit)} to {format_value(d.high, unit)}" if math.isfinite(d.low) else "–"
+        change = f"{d.difference * 100:.1f} pp" if unit == "share" else format_value(d.difference, unit)
         if unit == "share" and math.isfinite(d.low):
             interval = f"{d.low * 100:.1f} to {d.high * 100:.1f} pp"
         table.add_row(
             _LABEL[name],
-            _value(d.mean_a, unit),
-            _value(d.mean_b, unit),
+            format_value(d.mean_a, unit),
+            format_value(d.mean_b, unit),
             change if change.startswith("-") or change == "–" else f"+{change}",  # pp: percentage points
             interval,
             "[bold]yes[/bold]" if d.significant else "no",

@@ -25,9 +25,9 @@ from scipy import stats
 from cellrail.twin.metrics import LABELS, METRIC_NAMES, UNITS
 from cellrail.twin.replicate import Engine, Progress, Replications, run_replications
 from cellrail.twin.scenario import Scenario
+from cellrail.twin.statistics import CONFIDENCE, t_half_width
 
 FloatArray = NDArray[np.float64]
-CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,7 @@ def _signed(value: float, unit: str) -> str:
 
 
 def _fmt(value: float, unit: str) -> str:
+    """The verdict's words for a figure ("2.6 points", "9.0 days", "64 USD"); tables use statistics.format_value."""
     if unit == "share":
         return f"{value * 100:.1f} points"
     if unit == "days":
@@ -107,8 +108,7 @@ def paired_difference(metric: str, a: FloatArray, b: FloatArray, confidence: flo
     mean = float(d.mean())
     if n < 2:
         return Difference(metric, n, float(a.mean()), float(b.mean()), mean, nan, nan, nan)
-    t = float(stats.t.ppf(0.5 + confidence / 2, n - 1))
-    half = t * float(d.std(ddof=1)) / math.sqrt(n)
+    half = t_half_width(float(d.std(ddof=1)), n, confidence)
     return Difference(
         metric, n, float(a.mean()), float(b.mean()), mean, mean - half, mean + half, _welch_half_width(a, b, confidence)
     )

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
-from scipy import stats
 
 from cellrail.reports.page import Report, Section, Table, render
 from cellrail.twin.compare import Comparison, Difference
@@ -25,6 +24,7 @@ from cellrail.twin.metrics import COST_PARTS, HOSPITAL_METRICS, LABELS, METRICS,
 from cellrail.twin.output import Outcome, ResourceKind, RunOutput
 from cellrail.twin.replicate import Replications
 from cellrail.twin.scenario import Scenario
+from cellrail.twin.statistics import format_value, mean_ci
 
 _OUTCOMES = (
     ("treated_share", "treated", "#2f855a"),
@@ -88,39 +88,15 @@ def _nanmean(values: np.ndarray[Any, np.dtype[np.float64]], axis: int | None = N
         return np.nanmean(values, axis=axis)
 
 
-def mean_ci(values: np.ndarray[Any, np.dtype[np.float64]]) -> tuple[float, float, float, int]:
-    """Mean and 95 % t interval over replications (NaN values left out)."""
-    x = values[np.isfinite(values)]
-    if x.size == 0:
-        return math.nan, math.nan, math.nan, 0
-    mean = float(x.mean())
-    if x.size < 2:
-        return mean, math.nan, math.nan, 1
-    half = float(stats.t.ppf(0.975, x.size - 1)) * float(x.std(ddof=1)) / math.sqrt(x.size)
-    return mean, mean - half, mean + half, int(x.size)
-
-
 def _title(text: str, what: str) -> dict[str, Any]:
     return {"text": f"{text}<br><sup>{what}</sup>", "x": 0.0, "xanchor": "left"}
-
-
-def _number(value: float, unit: str) -> str:
-    if not math.isfinite(value):
-        return "–"
-    if unit == "share":
-        return f"{value:.1%}"
-    if unit == "currency":
-        return f"{value:,.0f}"
-    if unit == "runs":
-        return f"{value:.3f}"
-    return f"{value:,.1f}"
 
 
 def _change(value: float, unit: str) -> str:
     """A difference: shares in percentage points, the rest in their unit."""
     if unit == "share" and math.isfinite(value):
         return f"{value * 100:.1f} pp"
-    return _number(value, unit)
+    return format_value(value, unit)
 
 
 # ---- CSV ------------------------------------------------------------------------------------------------------
@@ -366,8 +342,8 @@ def _headline_table(run: Run) -> Table:
     rows = []
     for name, label, unit in METRICS:
         mean, low, high, _ = mean_ci(run.result.values(name))
-        interval = f"{_number(low, unit)} to {_number(high, unit)}" if math.isfinite(low) else "–"
-        rows.append((label, _number(mean, unit), interval))
+        interval = f"{format_value(low, unit)} to {format_value(high, unit)}" if math.isfinite(low) else "–"
+        rows.append((label, format_value(mean, unit), interval))
     return Table(
         ("figure", "mean", "95 % CI of the mean"), rows, caption=f"{run.what()}; currency {run.result.currency}"
     )
@@ -385,9 +361,9 @@ def _hospital_table(run: Run) -> Table:
                 f"{means['patients'][i]:.0f}",
                 f"{means['treated_share'][i]:.1%}",
                 f"{means['lost_share'][i]:.1%}",
-                _number(float(means["v2v_median"][i]), "days"),
-                _number(float(means["v2v_p90"][i]), "days"),
-                _number(float(means["d2i_median"][i]), "days"),
+                format_value(float(means["v2v_median"][i]), "days"),
+                format_value(float(means["v2v_p90"][i]), "days"),
+                format_value(float(means["d2i_median"][i]), "days"),
             )
         )
     columns = ("node", "hospital", "patients", "treated", "lost waiting", "v2v median", "v2v p90", "decision→infusion")
@@ -453,8 +429,8 @@ def _difference_table(comparison: Comparison) -> Table:
         rows.append(
             (
                 LABELS[d.metric].strip(),
-                _number(d.mean_a, unit),
-                _number(d.mean_b, unit),
+                format_value(d.mean_a, unit),
+                format_value(d.mean_b, unit),
                 _signed(d, unit),
                 f"{_change(d.low, unit)} to {_change(d.high, unit)}" if math.isfinite(d.low) else "–",
                 "yes" if d.significant else "no",
