@@ -237,6 +237,7 @@ class SimPyTwin:
             seed=0,
             horizon_days=c.horizon,
             warmup_days=c.warmup,
+            cooldown_days=c.cooldown,
             hospitals=c.hospitals,
             sites=c.sites,
             hospital=np.array([r["hospital"] for r in rows], dtype=np.int32),

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from cellrail.cli.main import app
 from cellrail.demo.journeys import JourneyPlayer, set_up
 from cellrail.kernel.clock import ManualClock
+from cellrail.kernel.errors import InvalidInput
 from cellrail.rail.network import load_network
 from cellrail.store.engine import open_store
 from tests.test_twin_report import OVERLOADED
@@ -32,7 +33,8 @@ def test_run_prints_the_summary_warns_and_writes_the_report(tmp_path: Path) -> N
     out = tmp_path / "out"
     result = runner.invoke(app, ["twin", "run", str(network), "-n", "5", "--seed", "4", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "small.yaml · 5 replications · seed 4 · horizon 240 d (warm-up 60 d)" in result.output
+    assert "small.yaml · 5 replications · seed 4 · horizon 240 d (warm-up 60 d, cool-down 90 d)" in result.output
+    assert "use assumed rates (defaults.yaml, no published figure)" in result.output
     assert "vein-to-vein median" in result.output
     assert "warning" in result.output
     assert "demand exceeds capacity at hub" in result.output
@@ -48,7 +50,7 @@ def test_compare_prints_the_difference_table(tmp_path: Path) -> None:
     result = runner.invoke(app, ["twin", "compare", str(a), str(b), "-n", "5", "--workers", "1", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "B − A with common random numbers: A = one-unit.yaml, B = four-units.yaml" in result.output
-    assert "vein-to-vein median: B is lower by" in result.output
+    assert "vein-to-vein median: B is lower, B − A = −" in result.output
     assert (out / "differences.csv").exists()
     assert (out / "report.html").exists()
 
@@ -98,8 +100,11 @@ def test_calibrate_writes_a_scenario_that_runs(tmp_path: Path) -> None:
     engine.dispose()
     out = tmp_path / "calibrated.yaml"
     source = ROOT / "examples" / "regional.yaml"
-    result = runner.invoke(app, ["twin", "calibrate", str(source), "-d", f"sqlite:///{database}", "--out", str(out)])
+    result = runner.invoke(
+        app, ["twin", "calibrate", str(source), "-d", f"sqlite:///{database}", "--out", str(out), "--min-n", "1"]
+    )
     assert result.exit_code == 0, result.output
+    assert "comments inside it are replaced" in result.output
     assert "qc_release" in result.output
     assert "process.qc_release" in result.output
     assert f"calibrated scenario written to {out}" in result.output.replace("\n", "")
@@ -110,3 +115,19 @@ def test_calibrate_writes_a_scenario_that_runs(tmp_path: Path) -> None:
                                   str(tmp_path / "x.yaml")])  # fmt: skip
     assert nowhere.exit_code == 1
     assert "no CellRail store" in nowhere.output
+
+
+def test_demo_finds_the_example_network_from_any_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: the default examples/regional.yaml was relative to the working directory."""
+    from cellrail.cli.demo import example_network
+
+    monkeypatch.chdir(tmp_path)
+    found = example_network()
+    assert found.is_file()
+    assert found.resolve() == (ROOT / "examples" / "regional.yaml").resolve()
+    assert (found.parent / "centralized.yaml").is_file()  # the twin headline's A
+    with pytest.raises(InvalidInput, match=r"examples/nowhere.yaml not found .*pass --network FILE"):
+        example_network("nowhere.yaml")
+    missing = runner.invoke(app, ["demo", "--network", str(tmp_path / "x.yaml"), "--database", str(tmp_path / "d.db")])
+    assert missing.exit_code != 0
+    assert "--network: no file at" in missing.output

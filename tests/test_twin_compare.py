@@ -23,7 +23,9 @@ def test_interval_matches_the_textbook_formula() -> None:
     assert (d.mean_a, d.mean_b, d.difference) == pytest.approx((12.0, 13.75, 1.75))
     assert (d.low, d.high) == pytest.approx((1.75 - half, 1.75 + half))
     assert d.significant
-    assert d.verdict() == "vein-to-vein median: B is higher by 1.8 days (95 % CI 0.2 days to 3.3 days), significant"
+    assert d.verdict() == (
+        "vein-to-vein median: B is higher, B − A = +1.8 days (95 % CI +0.2 days to +3.3 days), significant"
+    )
 
 
 def test_interval_covers_the_true_difference_about_95_percent_of_the_time() -> None:
@@ -53,7 +55,7 @@ def test_no_difference_is_not_significant_and_nan_pairs_are_dropped() -> None:
     assert d.n == 4  # the pair with a NaN is left out
     assert d.difference == pytest.approx(0.0)
     assert not d.significant
-    assert d.verdict().startswith("share treated: no significant difference (B − A = 0.0 points")
+    assert d.verdict().startswith("share treated: no significant difference, B − A = 0.0 points (95 % CI −")
     same = paired_difference("cost_per_treated", np.ones(5), np.ones(5))
     assert (same.low, same.high, same.significant) == (0.0, 0.0, False)
     single = paired_difference("v2v_p90", np.array([1.0]), np.array([2.0]))
@@ -87,3 +89,30 @@ def test_common_random_numbers_with_the_engine() -> None:
     assert treated.unpaired_half_width > 1.3 * treated.half_width
     assert result.difference("v2v_median").significant
     assert result.difference("v2v_median").difference < 0  # regional manufacturing is closer to the patients
+
+
+def test_a_lower_b_reads_as_a_signed_difference() -> None:
+    """Regression: "B is lower by 9.0 days (95 % CI −9.0 to −9.0)" mixed a magnitude with a signed interval."""
+    a = np.array([30.0, 31.0, 32.0, 33.0])
+    d = paired_difference("v2v_median", a, a - np.array([9.0, 9.01, 8.99, 9.0]))
+    assert d.verdict() == (
+        "vein-to-vein median: B is lower, B − A = −9.0 days (95 % CI −9.0 days to −9.0 days), significant"
+    )
+
+
+def test_one_number_format_and_one_t_interval_for_every_table() -> None:
+    from cellrail.twin.statistics import format_value, mean_ci, t_half_width
+
+    assert [
+        format_value(v, u) for v, u in [(0.934, "share"), (66172.2, "currency"), (1.0412, "runs"), (14.44, "days")]
+    ] == [
+        "93.4%",
+        "66,172",
+        "1.041",
+        "14.4",
+    ]
+    assert format_value(float("nan"), "days") == "–"
+    mean, low, high, n = mean_ci(np.array([1.0, 2.0, 3.0, np.nan]))
+    assert mean - low == pytest.approx(high - mean)
+    assert (mean, n) == (2.0, 3)
+    assert high - mean == pytest.approx(t_half_width(1.0, 3)) == pytest.approx(4.302652729911275 / 3**0.5)

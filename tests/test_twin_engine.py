@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from cellrail.twin.compile import compile_scenario, hospital_key
-from cellrail.twin.engine import next_open, simulate, warm_up
+from cellrail.twin.engine import simulate, warm_up
+from cellrail.twin.kernel import next_open, sample, uniform01
 from cellrail.twin.output import Outcome, ResourceKind, RunOutput
-from cellrail.twin.sampling import sample, uniform01
 from cellrail.twin.scenario import Scenario, load_scenario, scenario_from_text
 
 MORNING = 8 / 24
@@ -42,6 +42,7 @@ lanes:
 demand:
   horizon_days: 60
   warmup_days: 0
+  cooldown_days: 0
   hospitals:
     h-a: {{scheduled: [{arrivals}]}}
 process:
@@ -88,18 +89,23 @@ def test_hand_computed_journeys_with_weekends_and_courier_days() -> None:
     assert list(out.transport_cost) == [3000.0, 3000.0]  # two fresh shipments at the default 1,500 each
     assert list(out.bed_days) == [7.0, 7.0]
     assert np.array_equal(out.ended, out.infusion)
-    # daily series: the unit is busy from day 0 to 27; patient 2 waits for it from 8 + 1/12 to 14 + 1/3
+    # daily series are time averages over each day (regression: they were midnight samples, which miss short
+    # services). The unit runs 0.75-13.75 and 14 + 1/3-27 + 1/3; patient 2 waits for it from 8 + 1/12 to 14 + 1/3.
     hub = out.resource_node.index("hub")
     assert out.resource_kind[hub] == ResourceKind.MANUFACTURING
     assert out.capacity[hub] == 1
-    assert out.busy[hub, 0] == 1
-    assert out.busy[hub, 26] == 1
-    assert out.busy[hub, 27] == 0
-    assert list(out.queue[hub, 7:15]) == [0, 1, 1, 1, 1, 1, 1, 0]
+    expected_busy = [0.25] + [1.0] * 12 + [0.75, 2 / 3] + [1.0] * 12 + [1 / 3, 0.0]
+    assert out.busy[hub, :29] == pytest.approx(expected_busy, abs=1e-12)
+    assert out.queue[hub, 7:16] == pytest.approx([0, 11 / 12, 1, 1, 1, 1, 1, 1 / 3, 0], abs=1e-12)
     beds = next(i for i, k in enumerate(out.resource_kind) if k == ResourceKind.INFUSION)
-    assert out.busy[beds, 21] == 1
-    assert out.busy[beds, 28] == 0
-    assert out.busy[beds, 35] == 1
+    assert out.busy[beds, 21] == pytest.approx(1 - MORNING - 0.25, abs=1e-12)  # admitted 21 + 1/3 + 1/4
+    assert out.busy[beds, 22:28] == pytest.approx([1.0] * 6, abs=1e-12)
+    assert out.busy[beds, 28] == pytest.approx(MORNING + 0.25, abs=1e-12)
+    assert out.busy[beds, 29] == 0
+    # a half-day collection (two a chair a day) at midnight samples was invisible: now it is half a chair-day
+    chairs = next(i for i, k in enumerate(out.resource_kind) if k == ResourceKind.APHERESIS)
+    assert out.busy[chairs, 0] == pytest.approx(0.5, abs=1e-12)
+    assert out.busy[chairs, 7] == pytest.approx(0.5, abs=1e-12)  # 7 + 1/3 to 7 + 5/6
 
 
 def test_out_of_specification_products_are_remade_then_fail() -> None:
@@ -270,3 +276,34 @@ demand:
 process:
   manufacturing: {{run_time: {{P: {run}}}}}
 """
+
+
+def test_every_jitted_function_the_kernel_calls_lives_in_the_kernel_module() -> None:
+    """Regression: Numba stamps a function's disk cache by its own source file only, so a jitted helper in another
+    module (as sampling.py was) could change without the cached kernel noticing. Walk the kernel's globals, and
+    those of every dispatcher it reaches, and require each dispatcher to be defined in cellrail.twin.kernel."""
+    from numba.core.registry import CPUDispatcher
+
+    from cellrail.twin import kernel
+
+    seen: set[str] = set()
+    elsewhere: list[str] = []
+    todo = [kernel._kernel]
+    while todo:
+        dispatcher = todo.pop()
+        func = dispatcher.py_func
+        if func.__qualname__ in seen:
+            continue
+        seen.add(func.__qualname__)
+        names = set(func.__code__.co_names)
+        for const in func.__code__.co_consts:  # names used in nested code objects
+            if hasattr(const, "co_names"):
+                names |= set(const.co_names)
+        for name in names:
+            value = func.__globals__.get(name)
+            if isinstance(value, CPUDispatcher):
+                if value.py_func.__module__ != kernel.__name__:
+                    elsewhere.append(f"{name} from {value.py_func.__module__}")
+                todo.append(value)
+    assert not elsewhere, elsewhere
+    assert {"_kernel", "_referrals", "sample", "uniform01", "splitmix64", "_gamma_unit"} <= seen

@@ -75,6 +75,7 @@ lanes:
 demand:
   horizon_days: {draw(st.integers(30, 200))}
   warmup_days: 10
+  cooldown_days: 0
   seasonality: {{amplitude: {draw(st.floats(0, 1))}, peak_day: {draw(st.integers(0, 365))}}}
   hospitals:
     h-a: {{patients_per_year: {draw(st.floats(0, 300))}, scheduled: [0, 0, 3.5]}}

@@ -195,3 +195,56 @@ def test_invariants_of_any_replication(output: RunOutput) -> None:
     else:
         assert math.isnan(m["cost_per_treated"])
     assert all(0 <= u <= 1 for u in s.utilisation)
+
+
+def test_referrals_in_the_cool_down_are_simulated_but_not_counted() -> None:
+    """Regression: patients referred too late to finish used to sit in the denominators (censoring mixed into the
+    shares). With a 15-day cool-down of the 100-day horizon, patient 5 (referred on day 90) is not counted; the
+    fixed costs cover the counted referral window of 100 - 10 - 15 = 75 days."""
+    out = RunOutput(**{**hand_built_output().__dict__, "cooldown_days": 15.0})
+    assert out.counted().tolist() == [False, True, True, True, True, False, True]
+    assert out.counted_window_days == 75.0
+    m = summarize(out, RATES).metrics
+    assert m["patients"] == 5
+    assert m["in_progress_share"] == 0.0
+    assert m["treated_share"] == pytest.approx(3 / 5)
+    assert m["cost_fixed"] == pytest.approx(3650.0 * 75 / 365 / 3)
+
+
+def test_every_counted_patient_of_the_examples_finishes_before_the_horizon() -> None:
+    """With the default cool-down the in-progress share is a check that should be ~0, not a bias."""
+    from pathlib import Path
+
+    from cellrail.twin.compile import compile_scenario
+    from cellrail.twin.engine import simulate
+    from cellrail.twin.scenario import load_scenario
+
+    root = Path(__file__).resolve().parents[1]
+    for name in ("regional.yaml", "centralized.yaml"):
+        compiled = compile_scenario(load_scenario(root / "examples" / name))
+        for seed in range(3):
+            out = simulate(compiled, seed)
+            assert not np.any(out.outcome[out.counted()] == Outcome.IN_PROGRESS), (name, seed)
+            late = out.arrival > out.horizon_days - out.cooldown_days
+            assert late.any()
+            assert np.any(out.outcome[late] == Outcome.IN_PROGRESS)
+
+
+def test_node_fixed_costs_are_charged_by_the_share_of_capacity_used() -> None:
+    """Regression: a central factory's whole fixed cost was charged to a network using a fraction of it. The hub
+    runs 1.5 of its 2 units on average (0.75), so it carries 75 % of its 3,650 a year; a node without manufacturing
+    units (h0) is charged in full. Counted window 90 days, 3 patients treated."""
+    rates = CostRates("EUR", (1000.0,), 100.0, 2000.0, fixed_by_node=(("hub", 3650.0), ("h0", 365.0)))
+    m = summarize(hand_built_output(), rates).metrics
+    assert m["cost_fixed"] == pytest.approx((3650.0 * 0.75 + 365.0) * 90 / 365 / 3)
+    parts = sum(m[p] for p in ("cost_manufacturing", "cost_transport", "cost_fixed", "cost_bed_days", "cost_bridging"))
+    assert m["cost_per_treated"] == pytest.approx(parts)
+
+
+def test_the_examples_say_which_cost_parts_rest_on_assumptions() -> None:
+    from pathlib import Path
+
+    from cellrail.twin.scenario import load_scenario
+
+    regional = load_scenario(Path(__file__).resolve().parents[1] / "examples" / "regional.yaml")
+    assert set(regional.assumed_cost_parts()) == {"cost_transport", "cost_fixed", "cost_bed_days", "cost_bridging"}

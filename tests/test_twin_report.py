@@ -11,8 +11,9 @@ import pytest
 
 from cellrail.twin.compare import compare
 from cellrail.twin.replicate import run_replications
-from cellrail.twin.report import Run, mean_ci, write_comparison, write_run
+from cellrail.twin.report import Run, write_comparison, write_run
 from cellrail.twin.scenario import Scenario, scenario_from_text
+from cellrail.twin.statistics import mean_ci
 
 OVERLOADED = """\
 network: {id: small, name: Small overloaded network}
@@ -69,7 +70,7 @@ def test_run_report_files_hold_the_numbers_and_warn_of_overload(tmp_path: Path) 
     assert "<link" not in html
     assert html.count('class="plotly-graph-div"') == 6  # v2v, outcomes x2, resources x2, cost
     assert "demand exceeds capacity at hub" in html
-    assert "hub-1-units.yaml · 6 replications · seed 3 · horizon 240 d (warm-up 60 d)" in html
+    assert "hub-1-units.yaml · 6 replications · seed 3 · horizon 240 d (warm-up 60 d, cool-down 90 d)" in html
     for heading in ("Vein-to-vein time per hospital", "Patients treated and lost", "Cost per treated patient"):
         assert heading in html
     replications = _rows(tmp_path / "replications.csv")

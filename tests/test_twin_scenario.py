@@ -230,3 +230,21 @@ def test_a_hospital_without_any_route_is_refused_with_the_network_problem() -> N
         f"net.yaml:{line_of(text, 'id: h-a')}: nodes[0].id: hospital 'h-a' has no lane route to and from any "
         in (found[0])
     )
+
+
+def test_a_cool_down_that_leaves_no_counted_window_is_refused() -> None:
+    text = NETWORK + "demand:\n  horizon_days: 200\n  warmup_days: 100\n  cooldown_days: 100\n"
+    text += "  hospitals:\n    h-a: {patients_per_year: 5}\n"
+    found = problems_of(text)
+    assert any("warmup_days + cooldown_days (100 + 100) must be shorter than horizon_days (200)" in p for p in found)
+    bad = NETWORK + "demand:\n  cooldown_days: -1\n  hospitals:\n    h-a: {patients_per_year: 5}\n"
+    found = problems_of(bad)
+    assert any(p.startswith(f"net.yaml:{line_of(bad, 'cooldown_days')}: demand.cooldown_days") for p in found)
+
+
+def test_the_default_cool_down_is_sourced_and_lets_the_examples_finish() -> None:
+    text = (ROOT / "src/cellrail/twin/data/defaults.yaml").read_text(encoding="utf-8")
+    cooldown = yaml.safe_load(text)["demand"]["cooldown_days"]
+    assert cooldown["value"] == 90
+    assert "p99" in cooldown["source"]
+    assert load_scenario(ROOT / "examples" / "regional.yaml").cooldown_days == 90

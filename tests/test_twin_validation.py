@@ -84,7 +84,7 @@ def queue_figures(compiled: Compiled) -> dict[str, np.ndarray]:
         row = unit_row(out)
         rows["lq"].append(float(out.queue[row, warm:].mean()))
         rows["busy"].append(float(out.busy[row, warm:].mean()))
-        rows["rate"].append(float(out.counted().sum() / (out.horizon_days - out.warmup_days)))
+        rows["rate"].append(float(out.counted().sum() / out.counted_window_days))
         rows["abandoned"].append(float(np.mean(out.outcome[counted] == Outcome.LOST_WAITING)))
     return {key: np.array(values) for key, values in rows.items()}
 

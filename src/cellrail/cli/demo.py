@@ -18,7 +18,7 @@ from cellrail.cli.serve import HostOption, PortOption, serve_engine
 from cellrail.cli.twin import run_comparison
 from cellrail.demo.journeys import DEMO_PASSWORD, JourneyPlayer, PlayStats, demo_window, set_up, with_site_keys
 from cellrail.kernel.clock import ManualClock
-from cellrail.kernel.errors import Conflict
+from cellrail.kernel.errors import Conflict, InvalidInput
 from cellrail.rail.audit import publish_checkpoints, verify_ledger
 from cellrail.rail.network import Network, load_network
 from cellrail.rail.orders import OrderState
@@ -28,11 +28,25 @@ from cellrail.store.keyring import load_signers
 from cellrail.store.uow import SqlUnitOfWork
 
 console = Console()
+_REPO = Path(__file__).resolve().parents[3]  # src/cellrail/cli/demo.py -> the checkout (examples/ is not packaged)
+
+
+def example_network(name: str = "regional.yaml") -> Path:
+    """``examples/<name>`` from the working directory if it is there, else from this checkout, so ``cellrail demo``
+    works from any directory; a clear error when neither has it (e.g. an installed wheel: pass --network)."""
+    candidates = [Path("examples") / name, _REPO / "examples" / name]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    looked = ", ".join(str(c) for c in candidates)
+    raise InvalidInput.one("--network", f"examples/{name} not found (looked in {looked}); pass --network FILE")
 
 
 @friendly
 def demo(
-    network_file: Path = typer.Option(Path("examples/regional.yaml"), "--network", help="Network YAML file"),
+    network_file: Path | None = typer.Option(
+        None, "--network", help="Network YAML file (default: examples/regional.yaml of this checkout)"
+    ),
     database: Path = typer.Option(Path(".cellrail/demo.db"), help="SQLite file to (re)build"),
     weeks: int = typer.Option(8, min=1, max=52, help="Weeks of patient journeys to play"),
     seed: int = typer.Option(1, help="Random seed (the same seed gives the same journeys)"),
@@ -42,6 +56,9 @@ def demo(
     port: int = PortOption,
 ) -> None:
     """Play several weeks of synthetic patient journeys through the rail, print a summary, serve the API."""
+    network_file = network_file or example_network()
+    if not network_file.is_file():
+        raise InvalidInput.one("--network", f"no file at {network_file}")
     load_network(network_file.read_text(encoding="utf-8"), str(network_file))  # report problems before deleting
     if database.exists() and not replace:
         raise Conflict(f"{database} already exists; pass --replace to rebuild it (its data will be deleted)")

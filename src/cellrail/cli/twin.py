@@ -22,9 +22,10 @@ from cellrail.kernel.errors import InvalidInput, Problem
 from cellrail.twin.compare import Comparison, compare
 from cellrail.twin.metrics import METRICS
 from cellrail.twin.replicate import run_replications
-from cellrail.twin.report import Run, mean_ci, write_comparison, write_run
+from cellrail.twin.report import Run, write_comparison, write_run
 from cellrail.twin.scenario import Scenario, load_scenario
 from cellrail.twin.services import calibrate_scenario
+from cellrail.twin.statistics import format_value, mean_ci
 
 app = typer.Typer(
     help="The twin: simulate a network's patients many times, compare networks, calibrate from the ledger.",
@@ -57,7 +58,13 @@ ReplicationsOption = typer.Option(200, "--replications", "-n", min=1, help="Inde
 SeedOption = typer.Option(1, "--seed", min=0, help="Seed of the run (the same seed gives the same results)")
 EngineOption = typer.Option(EngineName.local, "--engine", help="local: processes on this machine; ray: Ray tasks")
 WorkersOption = typer.Option(
-    None, "--workers", min=1, help="Processes (local) or tasks in flight (ray); default: cores"
+    None,
+    "--workers",
+    min=1,
+    help=(
+        "local: processes; default one per core, but a run estimated under about 4 s stays in this process. "
+        "ray: tasks in flight at once; default the cluster's CPU count"
+    ),
 )
 
 
@@ -71,16 +78,6 @@ def _progress(total: int, what: str) -> Iterator[Callable[[int, int], None]]:
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task(what, total=total)
         yield lambda done, all_: progress.update(task, completed=done, total=all_)
-
-
-def _value(value: float, unit: str) -> str:
-    if not math.isfinite(value):
-        return "–"
-    if unit == "share":
-        return f"{value:.1%}"
-    if unit == "currency":
-        return f"{value:,.0f}"
-    return f"{value:,.1f}"
 
 
 def _warn(runs: list[Run]) -> None:
@@ -115,11 +112,12 @@ def run(
     for name in HEADLINE:
         mean, low, high, _ = mean_ci(result.values(name))
         unit = _UNIT[name]
-        interval = f"{_value(low, unit)} to {_value(high, unit)}" if math.isfinite(low) else "–"
+        interval = f"{format_value(low, unit)} to {format_value(high, unit)}" if math.isfinite(low) else "–"
         table.add_row(
-            _LABEL[name] + (f" ({result.currency})" if unit == "currency" else ""), _value(mean, unit), interval
+            _LABEL[name] + (f" ({result.currency})" if unit == "currency" else ""), format_value(mean, unit), interval
         )
     console.print(table)
+    console.print(f"Costs: {escape(done.cost_note())}", soft_wrap=True, highlight=False)
     _warn([done])
     page = write_run(done, out or _default_out(network))
     rate = replications / result.elapsed_seconds if result.elapsed_seconds > 0 else float("nan")
@@ -139,14 +137,14 @@ def print_comparison(comparison: Comparison, a: Path, b: Path) -> None:
     for name in HEADLINE:
         d = comparison.difference(name)
         unit = _UNIT[name]
-        interval = f"{_value(d.low, unit)} to {_value(d.high, unit)}" if math.isfinite(d.low) else "–"
-        change = f"{d.difference * 100:.1f} pp" if unit == "share" else _value(d.difference, unit)
+        interval = f"{format_value(d.low, unit)} to {format_value(d.high, unit)}" if math.isfinite(d.low) else "–"
+        change = f"{d.difference * 100:.1f} pp" if unit == "share" else format_value(d.difference, unit)
         if unit == "share" and math.isfinite(d.low):
             interval = f"{d.low * 100:.1f} to {d.high * 100:.1f} pp"
         table.add_row(
             _LABEL[name],
-            _value(d.mean_a, unit),
-            _value(d.mean_b, unit),
+            format_value(d.mean_a, unit),
+            format_value(d.mean_b, unit),
             change if change.startswith("-") or change == "–" else f"+{change}",  # pp: percentage points
             interval,
             "[bold]yes[/bold]" if d.significant else "no",
@@ -175,6 +173,8 @@ def run_comparison(
         comparison = compare(scenario_a, scenario_b, replications, seed, engine, workers, tick)  # type: ignore[arg-type]
     run_a, run_b = Run(str(a), scenario_a, comparison.a), Run(str(b), scenario_b, comparison.b)
     print_comparison(comparison, a, b)
+    for run in (run_a, run_b):
+        console.print(f"Costs: {escape(run.cost_note())}", soft_wrap=True, highlight=False)
     _warn([run_a, run_b])
     return comparison, write_comparison(run_a, run_b, comparison, out)
 
@@ -201,6 +201,9 @@ def calibrate(
     network: Path = typer.Argument(..., help="Network YAML file (with demand: and process: sections) to calibrate"),
     out: Path = typer.Option(..., "--out", help="Where to write the calibrated scenario YAML"),
     database: str | None = DatabaseOption,
+    min_n: int = typer.Option(
+        20, "--min-n", min=1, help="Fewest durations a fit needs to be written (fewer: reported only)"
+    ),
 ) -> None:
     """Fit the process durations to the custody ledger's orders and write them into the scenario's process."""
     try:
@@ -209,7 +212,7 @@ def calibrate(
         raise InvalidInput([Problem("", f"not a UTF-8 text file ({error.reason})", str(network))]) from None
     engine = existing_store(database)
     try:
-        result = calibrate_scenario(engine, text, str(network), datetime.now(UTC).date())
+        result = calibrate_scenario(engine, text, str(network), datetime.now(UTC).date(), min_n)
     finally:
         engine.dispose()
     table = Table(title=f"Stage durations from {result.orders} orders in the ledger (days)")
@@ -223,10 +226,25 @@ def calibrate(
             f"{fit.observed_median:.2f}",
             f"{fit.dist} ({parameters})",
             f"{fit.fitted_median:.2f}",
-            "process." + ".".join(fit.target) if fit.target else "(reported only)",
+            "process." + ".".join(fit.target)
+            if fit.target
+            else f"(reported only{', ' + fit.withheld if fit.withheld else ''})",
         )
     console.print(table)
+    for stage, count in sorted(result.open.items()):
+        console.print(
+            f"[yellow]warning[/yellow] {count} order{'s are' if count > 1 else ' is'} still in stage {stage} "
+            "(right-censored): not in its fit, which may therefore be too short",
+            highlight=False,
+            soft_wrap=True,
+        )
     if not result.fits:
         console.print("[yellow]warning[/yellow] no order in the ledger has a completed stage; nothing was fitted")
+    console.print(
+        "Note: the process: section is re-written from its values, so comments inside it are replaced by the "
+        "calibration note; comments everywhere else in the file are kept.",
+        highlight=False,
+        soft_wrap=True,
+    )
     out.write_text(result.text, encoding="utf-8")
     console.print(f"[green]ok[/green] calibrated scenario written to {out}", highlight=False, soft_wrap=True)

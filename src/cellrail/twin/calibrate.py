@@ -17,7 +17,7 @@ import copy
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -28,6 +28,7 @@ from scipy import stats
 
 from cellrail.kernel.errors import InvalidInput, Problem
 from cellrail.rail.journey import Journey
+from cellrail.rail.orders import TERMINAL
 from cellrail.rail.orders import OrderState as S
 
 FloatArray = NDArray[np.float64]
@@ -48,12 +49,16 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
+    # Reported only: enrolment -> collection is work-up + wait for a chair + the collection itself, and the engine
+    # adds its own chair queue and session after ``process.workup``. The ledger does not record when the patient
+    # was ready for apheresis (the booking's ``earliest`` is not kept), so the work-up cannot be separated from the
+    # chair wait; writing this fit into process.workup would count the wait and the session twice.
     Stage(
-        "workup",
+        "decision_to_collection",
         S.ENROLLED,
         (S.COLLECTED,),
-        "decision to treat to end of collection (incl. any chair wait)",
-        ("workup",),
+        "decision to treat to end of collection: work-up + chair wait + session (the engine adds the last two)",
+        None,
     ),
     Stage(
         "transport_to_maker",
@@ -135,6 +140,7 @@ class Fit:
     aic: dict[str, float]  # candidate -> AIC (empty for fixed)
     target: tuple[str, ...] | None = None  # path in the ``process`` section; None: reported only
     dropped: int = 0  # non-positive durations left out of the fit
+    withheld: str = ""  # why a fit with a target was not written (e.g. too few observations)
 
     @property
     def dist(self) -> str:
@@ -204,6 +210,30 @@ def fit_stages(
             if fit is not None:
                 fits.append(fit)
     return fits
+
+
+def withhold_small(fits: Sequence[Fit], min_n: int) -> list[Fit]:
+    """Fits from fewer than ``min_n`` durations are reported but not written: a handful of orders would replace a
+    sourced default with noise."""
+    return [
+        replace(fit, target=None, withheld=f"n < {min_n}") if fit.target is not None and fit.n < min_n else fit
+        for fit in fits
+    ]
+
+
+def open_stages(journeys: Iterable[Journey], stages: Sequence[Stage] = STAGES) -> dict[str, int]:
+    """Stages entered but not yet left by orders still in progress (right-censored): they are not in the fits,
+    which therefore lean towards short durations when many are open."""
+    found: dict[str, int] = {}
+    for journey in journeys:
+        milestones = journey.milestones
+        if not milestones or milestones[-1].state in TERMINAL:
+            continue
+        for stage in stages:
+            for i, start in enumerate(milestones):
+                if start.state is stage.start and not any(m.state in stage.ends for m in milestones[i + 1 :]):
+                    found[stage.key] = found.get(stage.key, 0) + 1
+    return found
 
 
 @dataclass(frozen=True)

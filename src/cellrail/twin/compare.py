@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,9 +24,10 @@ from scipy import stats
 
 from cellrail.twin.metrics import LABELS, METRIC_NAMES, UNITS
 from cellrail.twin.replicate import Engine, Progress, Replications, run_replications
+from cellrail.twin.scenario import Scenario
+from cellrail.twin.statistics import CONFIDENCE, t_half_width
 
 FloatArray = NDArray[np.float64]
-CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
@@ -68,19 +68,23 @@ class Difference:
             return f"{label}: not enough replications with a value to compare"
         if self.low == self.high == self.difference == 0:
             return f"{label}: identical in every replication (B − A = 0)"
-        if not self.significant:
-            return (
-                f"{label}: no significant difference (B − A = {_fmt(self.difference, unit)}, "
-                f"95 % CI {_fmt(self.low, unit)} to {_fmt(self.high, unit)})"
-            )
-        direction = "higher" if self.difference > 0 else "lower"
-        return (
-            f"{label}: B is {direction} by {_fmt(abs(self.difference), unit)} "
-            f"(95 % CI {_fmt(self.low, unit)} to {_fmt(self.high, unit)}), significant"
+        change = f"B − A = {_signed(self.difference, unit)} (95 % CI {_signed(self.low, unit)} to " + (
+            f"{_signed(self.high, unit)})"
         )
+        if not self.significant:
+            return f"{label}: no significant difference, {change}"
+        return f"{label}: B is {'higher' if self.difference > 0 else 'lower'}, {change}, significant"
+
+
+def _signed(value: float, unit: str) -> str:
+    """A difference with its sign always shown (+, − or none for 0), so B − A reads the right way round."""
+    text = _fmt(abs(value), unit)
+    rounded = _fmt(0.0, unit)
+    return text if text == rounded else ("+" if value > 0 else "−") + text
 
 
 def _fmt(value: float, unit: str) -> str:
+    """The verdict's words for a figure ("2.6 points", "9.0 days", "64 USD"); tables use statistics.format_value."""
     if unit == "share":
         return f"{value * 100:.1f} points"
     if unit == "days":
@@ -104,8 +108,7 @@ def paired_difference(metric: str, a: FloatArray, b: FloatArray, confidence: flo
     mean = float(d.mean())
     if n < 2:
         return Difference(metric, n, float(a.mean()), float(b.mean()), mean, nan, nan, nan)
-    t = float(stats.t.ppf(0.5 + confidence / 2, n - 1))
-    half = t * float(d.std(ddof=1)) / math.sqrt(n)
+    half = t_half_width(float(d.std(ddof=1)), n, confidence)
     return Difference(
         metric, n, float(a.mean()), float(b.mean()), mean, mean - half, mean + half, _welch_half_width(a, b, confidence)
     )
@@ -139,8 +142,8 @@ def differences(a: Replications, b: Replications, metrics: Sequence[str] = METRI
 
 
 def compare(
-    scenario_a: Any,
-    scenario_b: Any,
+    scenario_a: Scenario,
+    scenario_b: Scenario,
     replications: int,
     seed: int,
     engine: Engine = "local",

@@ -35,6 +35,7 @@ class Compiled:
     resource_node: tuple[str, ...]
     horizon: float
     warmup: float
+    cooldown: float
     # hospitals (H)
     hosp_key: NDArray[np.uint64]
     hosp_rate: F8  # patients per day (mean)
@@ -181,6 +182,7 @@ def compile_scenario(scenario: Scenario) -> Compiled:
         resource_node=tuple(names),
         horizon=float(demand.horizon_days),
         warmup=float(demand.warmup_days),
+        cooldown=float(demand.cooldown_days),
         hosp_key=np.array([hospital_key(h) for h in hospitals], dtype=np.uint64),
         hosp_rate=np.array(rate, dtype=np.float64),
         hosp_amp=np.array(amp, dtype=np.float64),

@@ -3,21 +3,25 @@
 Pure functions of a :class:`RunOutput` (and the scenario's cost rates); no I/O. Conventions, stated once here and
 repeated in docs/twin.md:
 
-- Only patients :meth:`RunOutput.counted` (referred after the warm-up) enter patient statistics. Patients
-  referred during the warm-up load the network but are not counted, so the start-up of an empty network does not
-  flatter the figures.
+- Only patients :meth:`RunOutput.counted` (referred in [warm-up, horizon - cool-down]) enter patient statistics.
+  Patients referred during the warm-up load the network but are not counted, so the start-up of an empty network
+  does not flatter the figures; patients referred during the cool-down are simulated but not counted, so that every
+  counted patient has had time to finish (otherwise censoring would sit in the denominators of the shares and of
+  the cost per treated patient, and bias against the slower network).
 - Shares (treated, lost while waiting, manufacturing failure, in progress) are of counted patients and sum to 1.
 - Times (vein-to-vein: end of apheresis to infusion; decision-to-infusion: referral accepted to infusion) are of
-  counted patients who were infused. Patients still in progress at the horizon are censored: they are left out of
-  the times (their final time is unknown) and reported as the in-progress share. A large in-progress share means
-  the horizon is too short for the times to be trusted.
+  counted patients who were infused. The in-progress share (counted patients still on their way at the horizon)
+  is a diagnostic that should be ~0; if it is not, the cool-down is shorter than the journeys and must be raised.
 - Percentiles use linear interpolation between order statistics (numpy's default); NaN when no patient qualifies.
 - Cost per treated patient: everything spent on counted patients (all their manufacturing runs, shipments,
-  bed-days and bridging, whether or not they were treated) plus the network's fixed node costs over the counted
-  window (horizon minus warm-up), divided by the number of counted patients treated. Each run is priced at the site
+  bed-days and bridging, whether or not they were treated) plus the nodes' fixed costs over the counted referral
+  window (horizon minus warm-up minus cool-down), divided by the number of counted patients treated. Each node's
+  fixed cost is multiplied by the share of its manufacturing capacity the network used (time-average busy units /
+  units after the warm-up); a node without manufacturing units is charged in full. Each run is priced at the site
   of the patient's last run (remanufacture is almost always at the same site).
-- Utilisation of a resource: servers in use / servers, averaged over the days after the warm-up (end-of-day
-  samples). Queue: patients waiting for the resource at the end of each day.
+- Utilisation of a resource: servers in use / servers, time-averaged over the days after the warm-up (the kernel
+  integrates busy servers and waiting patients over time, so short services such as a half-day collection count
+  in full). Queue: time-average number of patients waiting for the resource.
 """
 
 from __future__ import annotations
@@ -25,12 +29,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
 from cellrail.twin.output import Outcome, ResourceKind, RunOutput
+
+if TYPE_CHECKING:
+    from cellrail.twin.scenario import ScenarioCosts
 
 FloatArray = NDArray[np.float64]
 
@@ -88,29 +95,26 @@ _KIND_METRIC = {
 @dataclass(frozen=True)
 class CostRates:
     """The prices metrics need, in one currency: per manufacturing run at each site (by ``RunOutput.sites``
-    index), per bed-day, per bridged patient, and the network's fixed node costs per year (all nodes summed)."""
+    index), per bed-day, per bridged patient, fixed costs per year charged in full (``fixed_per_year``), and fixed
+    costs per year of nodes (``fixed_by_node``), charged by the share of their manufacturing capacity used."""
 
     currency: str
     run_cost: tuple[float, ...]
     bed_day: float
     bridging: float
-    fixed_per_year: float
+    fixed_per_year: float = 0.0
+    fixed_by_node: tuple[tuple[str, float], ...] = ()
 
 
-def cost_rates(costs: Any, sites: Sequence[str]) -> CostRates:
-    """Read the scenario's ``costs`` object: ``run_cost(site)`` if it has one, else one ``manufacturing_run``."""
-    run_cost = getattr(costs, "run_cost", None)
-    if callable(run_cost):
-        runs = tuple(float(run_cost(site)) for site in sites)
-    else:
-        runs = tuple(float(costs.manufacturing_run) for _ in sites)
-    fixed: Mapping[str, float] = getattr(costs, "node_fixed_per_year", None) or {}
+def cost_rates(costs: ScenarioCosts, sites: Sequence[str]) -> CostRates:
+    """The scenario's cost rates as the metrics need them (computed once per scenario, not per replication)."""
+    fixed: Mapping[str, float] = costs.node_fixed_per_year
     return CostRates(
-        currency=str(costs.currency),
-        run_cost=runs,
+        currency=costs.currency,
+        run_cost=tuple(float(costs.run_cost(site)) for site in sites),
         bed_day=float(costs.bed_day),
         bridging=float(costs.bridging),
-        fixed_per_year=float(sum(fixed.values())),
+        fixed_by_node=tuple((node, float(cost)) for node, cost in fixed.items() if cost),
     )
 
 
@@ -181,21 +185,44 @@ def _patient_figures(output: RunOutput, chosen: NDArray[np.bool_]) -> dict[str, 
 
 
 def counted_days(output: RunOutput) -> slice:
-    """Columns of the daily series after the warm-up: column d is sampled at the end of day d, i.e. time d + 1."""
+    """Columns of the daily series after the warm-up: column d is the time average over [d, d + 1)."""
     return slice(int(np.ceil(output.warmup_days)), None)
 
 
-def _costs(output: RunOutput, counted: NDArray[np.bool_], rates: CostRates) -> dict[str, float]:
+def fixed_cost_share(output: RunOutput, node: str, utilisation: FloatArray) -> float:
+    """The share of a node's fixed cost this network carries: the share of its manufacturing capacity it used
+    (units busy / units available, time average after the warm-up). A node without manufacturing units (a plain
+    hospital) is charged in full. Why: a central factory serves many networks; charging all of it to one that
+    uses 16 % of it would make the cost comparison a statement about the factory's size, not the network."""
+    rows = [
+        i
+        for i, (name, kind) in enumerate(zip(output.resource_node, output.resource_kind, strict=True))
+        if name == node and kind == ResourceKind.MANUFACTURING and output.capacity[i] > 0
+    ]
+    if not rows:
+        return 1.0
+    units = output.capacity[rows].astype(np.float64)
+    used = np.nan_to_num(utilisation[rows]) * units
+    return float(used.sum() / units.sum())
+
+
+def _costs(
+    output: RunOutput, counted: NDArray[np.bool_], rates: CostRates, utilisation: FloatArray
+) -> dict[str, float]:
     run_cost = np.asarray(rates.run_cost, dtype=np.float64)
     site = output.site[counted]
     runs = output.attempts[counted].astype(np.float64)
     priced = site >= 0
     manufacturing = float((runs[priced] * run_cost[site[priced]]).sum()) if run_cost.size else 0.0
-    window_years = max(output.horizon_days - output.warmup_days, 0.0) / 365.0
+    window_years = output.counted_window_days / 365.0
     parts = {
         "cost_manufacturing": manufacturing,
         "cost_transport": float(output.transport_cost[counted].sum()),
-        "cost_fixed": rates.fixed_per_year * window_years,
+        "cost_fixed": window_years
+        * (
+            rates.fixed_per_year
+            + sum(cost * fixed_cost_share(output, node, utilisation) for node, cost in rates.fixed_by_node)
+        ),
         "cost_bed_days": float(output.bed_days[counted].sum()) * rates.bed_day,
         "cost_bridging": float(output.bridged[counted].sum()) * rates.bridging,
     }
@@ -222,7 +249,8 @@ def summarize(output: RunOutput, rates: CostRates) -> Summary:
     """Reduce one replication to its figures (see the module docstring for every convention)."""
     counted = output.counted()
     metrics = _patient_figures(output, counted)
-    metrics.update(_costs(output, counted, rates))
+    utilisation, mean_queue, max_queue = resource_figures(output)
+    metrics.update(_costs(output, counted, rates, utilisation))
     days = counted_days(output)
     busy = output.busy[:, days]
     for kind, name in _KIND_METRIC.items():
@@ -238,7 +266,6 @@ def summarize(output: RunOutput, rates: CostRates) -> Summary:
         figures = _patient_figures(output, counted & (output.hospital == index))
         for name in HOSPITAL_METRICS:
             per_hospital[name].append(figures[name])
-    utilisation, mean_queue, max_queue = resource_figures(output)
     return Summary(
         seed=output.seed,
         metrics={name: metrics[name] for name in METRIC_NAMES},

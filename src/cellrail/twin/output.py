@@ -2,7 +2,9 @@
 replications can be summarized, compared and shipped between processes (or Ray workers) cheaply.
 
 Times are days since the start of the simulation; NaN means "did not happen". Patients who arrived before
-``warmup_days`` are simulated (they load the network) but excluded from statistics by the metrics.
+``warmup_days`` or after ``horizon_days - cooldown_days`` are simulated (they load the network) but excluded from
+statistics by the metrics: the first because the network was still filling up, the last because they could not
+finish their journey before the horizon (counting them would mix censoring into the shares).
 """
 
 from __future__ import annotations
@@ -54,20 +56,27 @@ class RunOutput:
     bridged: NDArray[np.bool_]  # received bridging therapy while waiting
     transport_cost: NDArray[np.float64]  # all shipments made for this patient, in the scenario's currency
     bed_days: NDArray[np.float64]  # inpatient days at the infusing hospital
-    # per resource, sampled at the end of each simulated day
+    # per resource and simulated day: time averages over the day (area under the curve / day length)
     resource_node: tuple[str, ...]  # node id of each resource row
     resource_kind: NDArray[np.int8]  # ResourceKind of each row
     capacity: NDArray[np.int32]  # servers (chairs, units, beds) of each row
-    busy: NDArray[np.float64]  # (R, D) servers in use at the end of day d
-    queue: NDArray[np.float64]  # (R, D) patients waiting for that resource at the end of day d
+    busy: NDArray[np.float64]  # (R, D) time-average servers in use during day d
+    queue: NDArray[np.float64]  # (R, D) time-average patients waiting for that resource during day d
     # added by the engine: the patient's number within its hospital (referral order); with ``hospital`` it names
     # the same patient in two scenarios run with common random numbers
     number: NDArray[np.int32] = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    # referrals in the last ``cooldown_days`` before the horizon are simulated but not counted
+    cooldown_days: float = 0.0
+
+    @property
+    def counted_window_days(self) -> float:
+        """Length of the referral window whose patients are counted: [warm-up, horizon - cool-down]."""
+        return max(self.horizon_days - self.cooldown_days - self.warmup_days, 0.0)
 
     @property
     def patients(self) -> int:
         return int(self.hospital.shape[0])
 
     def counted(self) -> NDArray[np.bool_]:
-        """Patients that enter the statistics: those who arrived after the warm-up."""
-        return np.asarray(self.arrival >= self.warmup_days)
+        """Patients that enter the statistics: those referred in [warm-up, horizon - cool-down]."""
+        return np.asarray((self.arrival >= self.warmup_days) & (self.arrival <= self.horizon_days - self.cooldown_days))

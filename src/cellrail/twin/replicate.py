@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from multiprocessing import get_context
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,6 +27,10 @@ from numpy.typing import NDArray
 from cellrail.kernel.errors import InvalidInput
 from cellrail.twin.metrics import Summary, cost_rates, summarize
 from cellrail.twin.output import RunOutput
+
+if TYPE_CHECKING:
+    from cellrail.twin.compile import Compiled
+    from cellrail.twin.scenario import Scenario
 
 Engine = Literal["local", "ray"]
 Progress = Callable[[int, int], None]  # (replications done, replications in all)
@@ -41,8 +45,10 @@ class Chunk:
     """What a worker sends back for some consecutive replications."""
 
     summaries: list[Summary]
-    busy_sum: FloatArray  # (R, D) sums over the chunk's replications; the series hold whole numbers (servers,
-    queue_sum: FloatArray  # patients), so these sums are exact and do not depend on how replications were chunked
+    # (R, D) sums over the chunk's replications in fixed point (units of 1 / FIXED_POINT): the daily series are time
+    # averages (fractions), and integer sums are exact, so the result does not depend on how replications were chunked
+    busy_sum: NDArray[np.int64]
+    queue_sum: NDArray[np.int64]
     first: RunOutput | None  # the chunk's first replication whole, when asked for (replication 0)
     seconds: float
 
@@ -55,8 +61,8 @@ class Replications:
     seeds: tuple[int, ...]
     summaries: tuple[Summary, ...]
     first: RunOutput
-    busy_mean: FloatArray  # (R, D) mean over replications of servers in use at the end of each day
-    queue_mean: FloatArray  # (R, D) mean over replications of patients waiting at the end of each day
+    busy_mean: FloatArray  # (R, D) mean over replications of the time-average servers in use on each day
+    queue_mean: FloatArray  # (R, D) mean over replications of the time-average patients waiting on each day
     currency: str
     engine: str
     workers: int
@@ -86,10 +92,10 @@ def replication_seeds(seed: int, replications: int) -> list[int]:
 
 
 # One compiled scenario per worker process and run, so each task after the first skips compilation.
-_COMPILED: dict[str, Any] = {}
+_COMPILED: dict[str, Compiled] = {}
 
 
-def _compiled(token: str, scenario: Any) -> Any:
+def _compiled(token: str, scenario: Scenario) -> Compiled:
     from cellrail.twin.compile import compile_scenario
 
     if token not in _COMPILED:
@@ -98,24 +104,32 @@ def _compiled(token: str, scenario: Any) -> Any:
     return _COMPILED[token]
 
 
-def run_chunk(token: str, scenario: Any, seeds: Sequence[int], keep_first: bool) -> Chunk:
+FIXED_POINT = 2**20  # ~1e-6 resolution; room for 1e4 servers x 1e5 replications in an int64
+
+
+def _fixed(series: FloatArray) -> NDArray[np.int64]:
+    return np.rint(series * FIXED_POINT).astype(np.int64)
+
+
+def run_chunk(token: str, scenario: Scenario, seeds: Sequence[int], keep_first: bool) -> Chunk:
     """Run some replications in this process (a pool worker, a Ray task or the caller itself)."""
     from cellrail.twin.engine import simulate
 
     started = time.perf_counter()
     compiled = _compiled(token, scenario)
     summaries: list[Summary] = []
-    busy_sum: FloatArray | None = None
-    queue_sum: FloatArray | None = None
+    busy_sum: NDArray[np.int64] | None = None
+    queue_sum: NDArray[np.int64] | None = None
     first: RunOutput | None = None
+    rates = cost_rates(scenario.costs, compiled.sites)  # once per chunk: Scenario.costs is rebuilt on each access
     for index, seed in enumerate(seeds):
         output = simulate(compiled, int(seed))
-        summaries.append(summarize(output, cost_rates(scenario.costs, output.sites)))
+        summaries.append(summarize(output, rates))
         if busy_sum is None or queue_sum is None:
-            busy_sum, queue_sum = output.busy.astype(np.float64), output.queue.astype(np.float64)
+            busy_sum, queue_sum = _fixed(output.busy), _fixed(output.queue)
         else:
-            busy_sum += output.busy
-            queue_sum += output.queue
+            busy_sum += _fixed(output.busy)
+            queue_sum += _fixed(output.queue)
         if keep_first and index == 0:
             first = output
     assert busy_sum is not None
@@ -134,7 +148,7 @@ def _warm_worker() -> None:
     warm_up()
 
 
-def _run_local(token: str, scenario: Any, chunks: list[list[int]], workers: int, tick: Tick) -> None:
+def _run_local(token: str, scenario: Scenario, chunks: list[list[int]], workers: int, tick: Tick) -> None:
     if workers == 1:
         for index, chunk in enumerate(chunks):
             tick(index, run_chunk(token, scenario, chunk, False))
@@ -168,19 +182,25 @@ def _ray_cpus() -> int:
     return max(1, int(_ray().cluster_resources().get("CPU", 1)))
 
 
-def _run_ray(token: str, scenario: Any, chunks: list[list[int]], tick: Tick) -> None:
+def _run_ray(token: str, scenario: Scenario, chunks: list[list[int]], workers: int, tick: Tick) -> None:
+    """At most ``workers`` tasks in flight: a new chunk is sent when one comes back (so --workers throttles)."""
     ray = _ray()
     task = ray.remote(run_chunk)
     shared = ray.put(scenario)
-    pending = {task.remote(token, shared, chunk, False): index for index, chunk in enumerate(chunks)}
-    while pending:
+    waiting = list(enumerate(chunks))
+    waiting.reverse()
+    pending: dict[Any, int] = {}
+    while waiting or pending:
+        while waiting and len(pending) < workers:
+            index, chunk = waiting.pop()
+            pending[task.remote(token, shared, chunk, False)] = index
         finished, _ = ray.wait(list(pending), num_returns=1)
         for ref in finished:
             tick(pending.pop(ref), ray.get(ref))
 
 
 def run_replications(
-    scenario: Any,
+    scenario: Scenario,
     replications: int,
     seed: int,
     engine: Engine = "local",
@@ -189,9 +209,10 @@ def run_replications(
 ) -> Replications:
     """Run ``replications`` replications of ``scenario`` (a twin Scenario) and summarize each one.
 
-    ``engine='local'`` spreads chunks of replications over ``workers`` processes (default: every core;
-    ``workers=1`` runs in this process); ``engine='ray'`` sends them as Ray tasks (default: as many groups as the
-    cluster has CPUs). Same seed, same results.
+    ``engine='local'`` spreads chunks of replications over ``workers`` processes (default: every core, but only
+    when the run is estimated, from replication 0, to take over ``_IN_PROCESS_SECONDS``; shorter runs stay in this
+    process; ``workers=1`` always runs here); ``engine='ray'`` sends them as Ray tasks with at most ``workers`` in
+    flight (default: the cluster's CPU count). Same seed, same results.
     """
     if replications < 1:
         raise InvalidInput.one("replications", "must be at least 1")
@@ -227,7 +248,7 @@ def run_replications(
             progress(done, replications)
 
     if chunks and engine == "ray":
-        _run_ray(token, scenario, chunks, tick)
+        _run_ray(token, scenario, chunks, count, tick)
     elif chunks:
         _run_local(token, scenario, chunks, count, tick)
     parts = [head, *(chunk for chunk in results if chunk is not None)]
@@ -239,8 +260,8 @@ def run_replications(
         seeds=tuple(seeds),
         summaries=tuple(summary for part in parts for summary in part.summaries),
         first=head.first,
-        busy_mean=busy / replications,
-        queue_mean=queue / replications,
+        busy_mean=busy / FIXED_POINT / replications,
+        queue_mean=queue / FIXED_POINT / replications,
         currency=str(scenario.costs.currency),
         engine=engine,
         workers=count,

@@ -17,13 +17,14 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
-from scipy import stats
 
 from cellrail.reports.page import Report, Section, Table, render
 from cellrail.twin.compare import Comparison, Difference
 from cellrail.twin.metrics import COST_PARTS, HOSPITAL_METRICS, LABELS, METRICS, UNITS, vein_to_vein
 from cellrail.twin.output import Outcome, ResourceKind, RunOutput
 from cellrail.twin.replicate import Replications
+from cellrail.twin.scenario import Scenario
+from cellrail.twin.statistics import format_value, mean_ci
 
 _OUTCOMES = (
     ("treated_share", "treated", "#2f855a"),
@@ -32,7 +33,7 @@ _OUTCOMES = (
     ("in_progress_share", "still in progress", "#a0aec0"),
 )
 _KINDS = {int(k): k.name.lower() for k in ResourceKind}
-IN_PROGRESS_WARNING = 0.10  # above this share of censored patients, times are biased low: say so
+IN_PROGRESS_WARNING = 0.005  # counted patients should all finish (cool-down); above this, say the figures are biased
 
 
 @dataclass(frozen=True)
@@ -40,14 +41,14 @@ class Run:
     """One scenario's replications with what the report needs to name it."""
 
     file: str
-    scenario: Any  # cellrail.twin.scenario.Scenario
+    scenario: Scenario
     result: Replications
 
     def what(self) -> str:
         s = self.scenario
         return (
             f"{Path(self.file).name} · {self.result.replications} replications · seed {self.result.seed} · "
-            f"horizon {s.horizon_days:g} d (warm-up {s.warmup_days:g} d)"
+            f"horizon {s.horizon_days:g} d (warm-up {s.warmup_days:g} d, cool-down {s.cooldown_days:g} d)"
         )
 
     def warnings(self) -> list[str]:
@@ -55,10 +56,23 @@ class Run:
         waiting = float(_nanmean(self.result.values("in_progress_share")))
         if waiting > IN_PROGRESS_WARNING:
             found.append(
-                f"{Path(self.file).name}: {waiting:.0%} of counted patients are still in progress at the horizon; "
-                "their times are unknown, so the times shown are biased low. Lengthen horizon_days."
+                f"{Path(self.file).name}: {waiting:.1%} of counted patients are still in progress at the horizon "
+                f"although they were referred at least cooldown_days ({self.scenario.cooldown_days:g} d) before it; "
+                "their outcome is unknown, so shares, times and cost per treated patient are biased. "
+                "Raise demand.cooldown_days (or horizon_days)."
             )
         return found
+
+    def cost_note(self) -> str:
+        """Which cost parts rest on assumed rates (the defaults' assumptions), in words."""
+        assumed = [LABELS[part].replace("of which", "").strip() for part in self.scenario.assumed_cost_parts()]
+        if not assumed:
+            return f"{Path(self.file).name}: every cost rate was set in the scenario."
+        return (
+            f"{Path(self.file).name}: {', '.join(assumed)} use assumed rates (defaults.yaml, no published figure); "
+            "manufacturing runs are priced from the i-SHIPMENT model's inputs unless the scenario sets them. Node "
+            "fixed costs are charged by the share of each site's manufacturing capacity the network used."
+        )
 
     def name_of(self, node: str) -> str:
         try:
@@ -74,39 +88,15 @@ def _nanmean(values: np.ndarray[Any, np.dtype[np.float64]], axis: int | None = N
         return np.nanmean(values, axis=axis)
 
 
-def mean_ci(values: np.ndarray[Any, np.dtype[np.float64]]) -> tuple[float, float, float, int]:
-    """Mean and 95 % t interval over replications (NaN values left out)."""
-    x = values[np.isfinite(values)]
-    if x.size == 0:
-        return math.nan, math.nan, math.nan, 0
-    mean = float(x.mean())
-    if x.size < 2:
-        return mean, math.nan, math.nan, 1
-    half = float(stats.t.ppf(0.975, x.size - 1)) * float(x.std(ddof=1)) / math.sqrt(x.size)
-    return mean, mean - half, mean + half, int(x.size)
-
-
 def _title(text: str, what: str) -> dict[str, Any]:
     return {"text": f"{text}<br><sup>{what}</sup>", "x": 0.0, "xanchor": "left"}
-
-
-def _number(value: float, unit: str) -> str:
-    if not math.isfinite(value):
-        return "–"
-    if unit == "share":
-        return f"{value:.1%}"
-    if unit == "currency":
-        return f"{value:,.0f}"
-    if unit == "runs":
-        return f"{value:.3f}"
-    return f"{value:,.1f}"
 
 
 def _change(value: float, unit: str) -> str:
     """A difference: shares in percentage points, the rest in their unit."""
     if unit == "share" and math.isfinite(value):
         return f"{value * 100:.1f} pp"
-    return _number(value, unit)
+    return format_value(value, unit)
 
 
 # ---- CSV ------------------------------------------------------------------------------------------------------
@@ -352,8 +342,8 @@ def _headline_table(run: Run) -> Table:
     rows = []
     for name, label, unit in METRICS:
         mean, low, high, _ = mean_ci(run.result.values(name))
-        interval = f"{_number(low, unit)} to {_number(high, unit)}" if math.isfinite(low) else "–"
-        rows.append((label, _number(mean, unit), interval))
+        interval = f"{format_value(low, unit)} to {format_value(high, unit)}" if math.isfinite(low) else "–"
+        rows.append((label, format_value(mean, unit), interval))
     return Table(
         ("figure", "mean", "95 % CI of the mean"), rows, caption=f"{run.what()}; currency {run.result.currency}"
     )
@@ -371,9 +361,9 @@ def _hospital_table(run: Run) -> Table:
                 f"{means['patients'][i]:.0f}",
                 f"{means['treated_share'][i]:.1%}",
                 f"{means['lost_share'][i]:.1%}",
-                _number(float(means["v2v_median"][i]), "days"),
-                _number(float(means["v2v_p90"][i]), "days"),
-                _number(float(means["d2i_median"][i]), "days"),
+                format_value(float(means["v2v_median"][i]), "days"),
+                format_value(float(means["v2v_p90"][i]), "days"),
+                format_value(float(means["d2i_median"][i]), "days"),
             )
         )
     columns = ("node", "hospital", "patients", "treated", "lost waiting", "v2v median", "v2v p90", "decision→infusion")
@@ -382,10 +372,12 @@ def _hospital_table(run: Run) -> Table:
 
 def _conventions() -> str:
     return (
-        "Only patients referred after the warm-up are counted. Times are of counted patients who were infused; "
-        "patients still in progress at the horizon are censored (left out of the times, shown as a share). "
+        "Only patients referred after the warm-up and at least the cool-down before the horizon are counted, so "
+        "that every counted patient can finish; the share still in progress is a check and should be about 0. "
+        "Times are of counted patients who were infused. "
         "Cost per treated patient = all manufacturing runs, shipments, bed-days and bridging of counted patients "
-        "plus the nodes' fixed costs over the counted window, divided by the patients treated. See docs/twin.md."
+        "plus the nodes' fixed costs over the counted window (each node's by the share of its manufacturing capacity "
+        "used), divided by the patients treated. See docs/twin.md."
     )
 
 
@@ -397,7 +389,8 @@ def run_page(run: Run) -> str:
         Section(
             "What was run",
             f"{network.name}: {run.result.replications} replications of {run.scenario.horizon_days:g} simulated days "
-            f"each (the first {run.scenario.warmup_days:g} days are warm-up and not counted), seed "
+            f"each (referrals in the first {run.scenario.warmup_days:g} days (warm-up) and the last "
+            f"{run.scenario.cooldown_days:g} days (cool-down) are simulated but not counted), seed "
             f"{run.result.seed}. " + _conventions(),
             warnings=warnings,
             tables=[_headline_table(run)],
@@ -414,9 +407,9 @@ def run_page(run: Run) -> str:
                 resource_figure(run, what),
                 resource_figure(run, what, (ResourceKind.APHERESIS, ResourceKind.INFUSION)),
             ],
-            notes=["Means over replications of end-of-day samples; the shaded days are the warm-up."],
+            notes=["Means over replications of daily time averages; the shaded days are the warm-up."],
         ),
-        Section("Cost per treated patient", figures=[cost_figure([run], what)]),
+        Section("Cost per treated patient", figures=[cost_figure([run], what)], notes=[run.cost_note()]),
     ]
     report = Report(
         title=f"Twin run: {network.name}",
@@ -436,8 +429,8 @@ def _difference_table(comparison: Comparison) -> Table:
         rows.append(
             (
                 LABELS[d.metric].strip(),
-                _number(d.mean_a, unit),
-                _number(d.mean_b, unit),
+                format_value(d.mean_a, unit),
+                format_value(d.mean_b, unit),
                 _signed(d, unit),
                 f"{_change(d.low, unit)} to {_change(d.high, unit)}" if math.isfinite(d.low) else "–",
                 "yes" if d.significant else "no",
@@ -455,7 +448,8 @@ def _signed(d: Difference, unit: str) -> str:
 
 def comparison_page(a: Run, b: Run, comparison: Comparison) -> str:
     what = f"A = {Path(a.file).name}, B = {Path(b.file).name} · {a.result.replications} paired replications · seed " + (
-        f"{a.result.seed} · horizon {a.scenario.horizon_days:g} d (warm-up {a.scenario.warmup_days:g} d)"
+        f"{a.result.seed} · horizon {a.scenario.horizon_days:g} d (warm-up {a.scenario.warmup_days:g} d, "
+        f"cool-down {a.scenario.cooldown_days:g} d)"
     )
     verdicts = [
         comparison.difference(m).verdict(a.result.currency) for m in ("v2v_median", "treated_share", "cost_per_treated")
@@ -482,7 +476,7 @@ def comparison_page(a: Run, b: Run, comparison: Comparison) -> str:
         Section("Vein-to-vein time per hospital", figures=[v2v_figure([a, b], what)]),
         Section("Patients treated and lost", figures=[outcome_figure([a, b], what)]),
         Section("Manufacturing utilisation and queues", figures=[resource_figure(a, what), resource_figure(b, what)]),
-        Section("Cost per treated patient", figures=[cost_figure([a, b], what)]),
+        Section("Cost per treated patient", figures=[cost_figure([a, b], what)], notes=[a.cost_note(), b.cost_note()]),
     ]
     report = Report(
         title=f"Twin comparison: {a.scenario.network.network.name} vs {b.scenario.network.network.name}",

@@ -132,8 +132,15 @@ class HospitalDemand(_Strict):
 
 
 class Demand(_Strict):
+    """When referrals are simulated and which of them are counted: those in [warm-up, horizon - cool-down].
+
+    The cool-down keeps patients referred too close to the horizon (who could not finish their journey) out of
+    the statistics: they are still simulated, but counting them would mix censoring into the shares.
+    """
+
     horizon_days: float = Field(gt=0, le=1_000_000)
     warmup_days: float = Field(ge=0)
+    cooldown_days: float = Field(ge=0, le=1_000_000)
     seasonality: Seasonality
     hospitals: dict[str, HospitalDemand] = Field(min_length=1, description="Hospital node id -> its demand")
 
@@ -144,6 +151,15 @@ class Demand(_Strict):
         if horizon is not None and value >= horizon:
             raise ValueError(f"warmup_days ({value}) must be shorter than horizon_days ({horizon})")
         return value
+
+    @model_validator(mode="after")
+    def _counted_window(self) -> Demand:
+        if self.warmup_days + self.cooldown_days >= self.horizon_days:
+            raise ValueError(
+                f"warmup_days + cooldown_days ({self.warmup_days:g} + {self.cooldown_days:g}) must be shorter than "
+                f"horizon_days ({self.horizon_days:g}): no referral would be counted"
+            )
+        return self
 
 
 class Manufacturing(_Strict):
@@ -265,6 +281,10 @@ class Scenario:
         return self.demand.warmup_days
 
     @property
+    def cooldown_days(self) -> float:
+        return self.demand.cooldown_days
+
+    @property
     def costs(self) -> ScenarioCosts:
         c = self.process.costs
         fixed = {node.id: _fixed_cost(node, c.fixed_by_kind_or_node) for node in self.network.nodes}
@@ -275,6 +295,18 @@ class Scenario:
             units = [p.units for p in platforms if p.units > 0]
             by_site[node.id] = sum(r * u for r, u in zip(rates, units, strict=True)) / max(sum(units), 1)
         return ScenarioCosts(c.currency, c.manufacturing_run, c.bed_day, c.bridging, fixed, by_site)
+
+    def assumed_cost_parts(self) -> tuple[str, ...]:
+        """The cost parts (metrics.COST_PARTS names) whose rates are still the defaults' assumptions (no published
+        figure behind them), so that reports can say which part of a cost difference rests on assumptions."""
+        defaults = _defaults()["process"]
+        used = {
+            "cost_transport": (self.process.transport.cost_per_shipment, defaults["transport"]["cost_per_shipment"]),
+            "cost_fixed": (self.process.costs.fixed_by_kind_or_node, defaults["costs"]["node_fixed_per_year"]),
+            "cost_bed_days": (self.process.costs.bed_day, defaults["costs"]["bed_day"]),
+            "cost_bridging": (self.process.costs.bridging, defaults["costs"]["bridging"]),
+        }
+        return tuple(part for part, (value, default) in used.items() if value == default)
 
     def patients_per_day(self, hospital: str) -> float:
         spec = self.demand.hospitals.get(hospital)
@@ -314,11 +346,6 @@ def _fixed_cost(node: Node, table: dict[str, float]) -> float:
 def _defaults() -> dict[str, Any]:
     text = resources.files("cellrail.twin").joinpath("data/defaults.yaml").read_text(encoding="utf-8")
     return dict(_strip_sources(yaml.safe_load(text)))
-
-
-def default_parameters() -> dict[str, Any]:
-    """The defaults without their sources (a fresh copy)."""
-    return _merge({}, _defaults())
 
 
 def _strip_sources(data: Any) -> Any:
@@ -379,7 +406,10 @@ def scenario_from_text(text: str, file: str = "<scenario>") -> Scenario:
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    """Read a network file with its ``demand:`` and ``process:`` sections (see docs/validation.md)."""
+    """Read a network file with its ``demand:`` and ``process:`` sections (see docs/validation.md).
+
+    The one place this module touches a file: a thin reader kept here for the CLI, the tests and scripts; all
+    checking is in the pure :func:`scenario_from_text`. (The defaults are package data, read via importlib.)"""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:

@@ -12,7 +12,15 @@ from sqlalchemy import Engine
 from cellrail.rail.journey import Journey, journey_from_events
 from cellrail.rail.ledger import EventKind
 from cellrail.store.uow import SqlUnitOfWork
-from cellrail.twin.calibrate import CalibrationNote, Fit, calibrated_yaml, fit_stages, stage_durations
+from cellrail.twin.calibrate import (
+    CalibrationNote,
+    Fit,
+    calibrated_yaml,
+    fit_stages,
+    open_stages,
+    stage_durations,
+    withhold_small,
+)
 from cellrail.twin.scenario import scenario_from_text
 
 
@@ -49,9 +57,10 @@ class Calibration:
     orders: int
     fits: list[Fit]
     text: str  # the calibrated scenario YAML
+    open: dict[str, int]  # stage -> orders still in it (right-censored, not in the fits)
 
 
-def calibrate_scenario(engine: Engine, scenario_text: str, file: str, today: date) -> Calibration:
+def calibrate_scenario(engine: Engine, scenario_text: str, file: str, today: date, min_n: int = 20) -> Calibration:
     """Fit every timed stage to the ledger's orders and write the fits into the scenario's ``process`` section.
 
     The scenario is checked before (its problems name file and line) and after (the result must load).
@@ -67,7 +76,8 @@ def calibrate_scenario(engine: Engine, scenario_text: str, file: str, today: dat
     fits = fit_stages(stage_durations(journeys, platform_of_order=booked), platform_of)
     if not scenario.process.cryopreservation.enabled:  # a fresh product ships at release: the hold is not used
         fits = [replace(f, target=None) if f.target == ("cryopreservation", "hold") else f for f in fits]
+    fits = withhold_small(fits, min_n)
     database = engine.url.render_as_string(hide_password=True)
     text = calibrated_yaml(scenario_text, file, fits, CalibrationNote(database, len(journeys), today))
     scenario_from_text(text, file)
-    return Calibration(len(journeys), fits, text)
+    return Calibration(len(journeys), fits, text, open_stages(journeys))
