@@ -9,13 +9,12 @@ nodes: each is the hash of its event's stored bytes.)
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 
 from cellrail.kernel.clock import Clock, iso_utc
 from cellrail.rail.ledger import CustodyEvent, LedgerEntry, encode, link
 from cellrail.rail.ports import TreeNode, UnitOfWork
-from cellrail.transparency.merkle import frontier_read_by_append, nodes_to_store
-from cellrail.transparency.verifier import leaf_hash
+from cellrail.transparency.merkle import frontier_read_by_append
+from cellrail.transparency.verifier import leaf_hash, node_hash
 
 NETWORK_LOG = "network"  # the log of events that belong to no single site (network registration)
 
@@ -39,7 +38,6 @@ def record(uow: UnitOfWork, clock: Clock, *events: CustodyEvent) -> list[LedgerE
     trees = {
         log: uow.ledger.subtrees(log, frontier_read_by_append(size, counts[log])) for log, (size, _) in heads.items()
     }
-    lookups = {log: _lookup_in(tree) for log, tree in trees.items()}
     now = iso_utc(clock.now())  # formatted once: the whole batch is recorded at the same moment
     entries: list[LedgerEntry] = []
     nodes: list[TreeNode] = []
@@ -50,19 +48,15 @@ def record(uow: UnitOfWork, clock: Clock, *events: CustodyEvent) -> list[LedgerE
         head = link(head, body)
         heads[log] = (seq, head)
         entries.append(LedgerEntry(seq, body, head, log))
-        leaf = leaf_hash(body)
         tree = trees[log]
-        tree[(0, size)] = leaf  # leaves are not stored: the store derives them from the event bytes
-        if size & 1:  # only a right-hand leaf completes inner nodes
-            for level, index, digest in nodes_to_store(size, leaf, lookups[log])[1:]:
-                tree[(level, index)] = digest
-                nodes.append((log, level, index, digest))
+        # merkle.nodes_to_store, inline on this hot path: the leaf (kept in memory only; the store derives leaves
+        # from the event bytes) and each inner node it completes while it is a right-hand child.
+        level, index = 0, size
+        tree[(0, size)] = digest = leaf_hash(body)
+        while index & 1:
+            digest = node_hash(tree[(level, index - 1)], digest)
+            level, index = level + 1, index >> 1
+            tree[(level, index)] = digest
+            nodes.append((log, level, index, digest))
     uow.ledger.append(entries, events, nodes)
     return entries
-
-
-def _lookup_in(tree: dict[tuple[int, int], bytes]) -> Callable[[int, int], bytes]:
-    def lookup(level: int, index: int) -> bytes:
-        return tree[(level, index)]
-
-    return lookup
