@@ -203,7 +203,6 @@ def bare_connection(path: Path, schema: Sequence[str]) -> sqlite3.Connection:
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=FULL")
     connection.execute("PRAGMA foreign_keys=ON")
-    connection.execute("PRAGMA cache_size=-32768")
     for statement in schema:
         connection.execute(statement)
     return connection

@@ -545,3 +545,28 @@ def test_iso_utc_is_utc_with_microseconds_and_z(moment: datetime) -> None:
     text = iso_utc(moment)
     assert text == moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     assert datetime.fromisoformat(text) == moment.astimezone(UTC)
+
+
+def test_record_seals_exactly_as_seal_and_stores_the_tree_a_rebuild_gives(engine: Engine, clock: ManualClock) -> None:
+    """record() writes the chain and Merkle formulas inline for speed; its entries must be those of
+    ledger.seal, and the inner nodes it stores those of merkle.nodes_to_store, for every size up to 37."""
+    seed(engine, clock, days=1)
+    with SqlUnitOfWork(engine, write=False) as uow:
+        size, head = uow.ledger.head_for_append(HUB_LOG)
+    scans = [
+        CustodyEvent(EventKind.CUSTODY_SCAN, "hub", "courier", "courier", clock.now(), data={"n": n, "t": n / 3})
+        for n in range(37)
+    ]
+    written = []
+    for batch in (scans[:1], scans[1:2], scans[2:9], scans[9:]):  # odd and even sizes, single and batched
+        with SqlUnitOfWork(engine) as uow:
+            written += record(uow, clock, *batch)
+            uow.commit()
+    assert written == seal(scans, size, head, clock.now(), HUB_LOG)
+    memory = merkle.MemoryStore()
+    with SqlUnitOfWork(engine, write=False) as uow:
+        for row in uow.ledger.rows(HUB_LOG):
+            memory.append(merkle.leaf_hash(bytes(row[3])))
+        total = uow.ledger.logs()[HUB_LOG]
+        stored = uow.ledger.subtrees(HUB_LOG, [(lv, i) for lv in range(1, 7) for i in range(total >> lv)])
+    assert stored == {(lv, i): memory.perfect(lv, i) for lv in range(1, 7) for i in range(total >> lv)}

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -62,9 +62,11 @@ class CustodyEvent:
     signatures: tuple[Signature, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerEntry:
-    """A sequenced, hashed event as stored, in the log (``origin``) of the site where it happened."""
+class LedgerEntry(NamedTuple):
+    """A sequenced, hashed event as stored, in the log (``origin``) of the site where it happened.
+
+    A NamedTuple rather than a frozen dataclass: as immutable, and built in half the time, once per event.
+    """
 
     seq: int
     body: bytes
@@ -85,7 +87,11 @@ def encode(event: CustodyEvent, seq: int, recorded_at: datetime | str, log: str 
     """
     data = event.data if type(event.data) is dict else dict(event.data)
     for value in data.values():
-        if type(value) is not str:  # the common case, text, needs no check
+        kind = type(value)
+        if kind is float:
+            if not math.isfinite(value):
+                _refuse_non_finite(value)
+        elif kind is not str and kind is not int:  # text and integers, the common cases, need no check
             _refuse_non_finite(value)
     document = {
         "log": log,
@@ -99,7 +105,7 @@ def encode(event: CustodyEvent, seq: int, recorded_at: datetime | str, log: str 
         "recorded_at": recorded_at if isinstance(recorded_at, str) else iso_utc(recorded_at),
         "item": event.item,
         "data": data,
-        "signatures": [s.as_dict() for s in event.signatures],
+        "signatures": [s.as_dict() for s in event.signatures] if event.signatures else [],
     }
     try:
         return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)

@@ -8,13 +8,13 @@ nodes: each is the hash of its event's stored bytes.)
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 
 from cellrail.kernel.clock import Clock, iso_utc
-from cellrail.rail.ledger import CustodyEvent, LedgerEntry, encode, link
+from cellrail.rail.ledger import CustodyEvent, LedgerEntry, encode
 from cellrail.rail.ports import TreeNode, UnitOfWork
 from cellrail.transparency.merkle import frontier_read_by_append
-from cellrail.transparency.verifier import leaf_hash, node_hash
 
 NETWORK_LOG = "network"  # the log of events that belong to no single site (network registration)
 
@@ -32,7 +32,8 @@ def record(uow: UnitOfWork, clock: Clock, *events: CustodyEvent) -> list[LedgerE
     """
     network = uow.networks.current()
     network_id = network.network.id if network is not None else "unregistered"
-    logs = [origin(network_id, event.node) for event in events]
+    names = {node: origin(network_id, node) for node in {event.node for event in events}}
+    logs = [names[event.node] for event in events]
     heads = {log: uow.ledger.head_for_append(log) for log in sorted(set(logs))}  # lock in one order: no deadlock
     counts = Counter(logs)
     trees = {
@@ -41,22 +42,25 @@ def record(uow: UnitOfWork, clock: Clock, *events: CustodyEvent) -> list[LedgerE
     now = iso_utc(clock.now())  # formatted once: the whole batch is recorded at the same moment
     entries: list[LedgerEntry] = []
     nodes: list[TreeNode] = []
+    # This loop runs once per event, so names are bound once and the three hash formulas are written inline:
+    # ledger.link, verifier.leaf_hash and verifier.node_hash (tests check the result against each of them).
+    add_entry, add_node, sha256 = entries.append, nodes.append, hashlib.sha256
     for log, event in zip(logs, events, strict=True):
         size, head = heads[log]
         seq = size + 1
         body = encode(event, seq, now, log)
-        head = link(head, body)
+        head = sha256(head + body).digest()  # link(head, body)
         heads[log] = (seq, head)
-        entries.append(LedgerEntry(seq, body, head, log))
+        add_entry(LedgerEntry(seq, body, head, log))
         tree = trees[log]
-        # merkle.nodes_to_store, inline on this hot path: the leaf (kept in memory only; the store derives leaves
-        # from the event bytes) and each inner node it completes while it is a right-hand child.
+        # merkle.nodes_to_store: the leaf (kept in memory only; the store derives leaves from the event bytes)
+        # and each inner node it completes while it is a right-hand child.
         level, index = 0, size
-        tree[(0, size)] = digest = leaf_hash(body)
+        tree[(0, size)] = digest = sha256(b"\x00" + body).digest()  # leaf_hash(body)
         while index & 1:
-            digest = node_hash(tree[(level, index - 1)], digest)
+            digest = sha256(b"\x01" + tree[(level, index - 1)] + digest).digest()  # node_hash(left, digest)
             level, index = level + 1, index >> 1
             tree[(level, index)] = digest
-            nodes.append((log, level, index, digest))
+            add_node((log, level, index, digest))
     uow.ledger.append(entries, events, nodes)
     return entries
