@@ -21,7 +21,9 @@ from cellrail.landscape.model import Classification, ClassifiedTrial, Modality, 
 from cellrail.landscape.ports import LandscapeUnitOfWork, UpsertCounts
 from cellrail.landscape.services import KEPT_REJECTIONS, describe, import_paths
 from cellrail.store import tables as t
+from cellrail.store.engine import open_store
 from cellrail.store.uow import SqlUnitOfWork
+from tests.conftest import _fresh_postgres_database
 
 DATA = Path(__file__).parent / "data" / "ctgov"
 V2 = DATA / "api-v2-samples"
@@ -229,3 +231,75 @@ def test_rejections_are_kept_up_to_a_bound_and_counted_in_full(engine: Engine, t
         describe(result.rejected, 2, result.rejected_total)[-1]
         == f"... and {KEPT_REJECTIONS + 3:,} more rejected records"
     )
+
+
+def test_within_one_batch_the_snapshot_rule_decides_too(engine: Engine) -> None:
+    """The same trial twice in one batch (a new monitor snapshot and an old export imported together): the
+    newer record is kept whichever comes last, exactly as across batches."""
+    base = next(r for r in read_records(MONITOR / "trials.csv") if isinstance(r, Trial))
+    newer = _version(replace(base, countries=("US",)), "ptjeong-monitor-csv", date(2026, 8, 22), "2026 title")
+    older = _version(replace(base, countries=("CN",)), "ctgov-classic-csv", date(2021, 1, 1), "2021 title")
+    for batch in ([newer, older], [older, newer]):
+        with SqlUnitOfWork(engine) as uow:
+            uow.landscape.upsert_trials(batch, WHEN)
+            uow.commit()
+        [kept] = stored(engine)
+        assert (kept.trial.title, kept.trial.countries) == ("2026 title", ("US",))
+
+
+def _b_writes_after_a_commits(engine: Engine, a_item: ClassifiedTrial, b_item: ClassifiedTrial) -> None:
+    """Importer B upserts ``b_item``; importer A commits ``a_item`` after B's read of the store, before B writes."""
+    with SqlUnitOfWork(engine) as uow_b:
+        repository = uow_b.landscape
+        execute, calls = repository.c.execute, [0]
+
+        def a_commits_before_b_writes(statement: Any, *args: Any, **kwargs: Any) -> Any:
+            calls[0] += 1
+            if calls[0] == 2:  # B has read the stored ids; its upsert is next
+                with SqlUnitOfWork(engine) as uow_a:
+                    uow_a.landscape.upsert_trials([a_item], WHEN)
+                    uow_a.commit()
+            return execute(statement, *args, **kwargs)
+
+        repository.c.execute = a_commits_before_b_writes  # type: ignore[method-assign]
+        repository.upsert_trials([b_item], WHEN)
+        uow_b.commit()
+
+
+def test_an_import_that_commits_in_between_is_respected_row_and_countries(postgres_server: str) -> None:
+    """PostgreSQL, two importers: A commits a trial after B has read the store but before B writes. The upsert's
+    WHERE decides against A's committed row, and B touches the countries only of rows it actually wrote: no
+    duplicate-key error, and never a trial with another record's countries."""
+    base = next(r for r in read_records(MONITOR / "trials.csv") if isinstance(r, Trial))
+    newer = _version(replace(base, countries=("US",)), "ptjeong-monitor-csv", date(2026, 8, 22), "2026 title")
+    older = _version(replace(base, countries=("CN",)), "ctgov-classic-csv", date(2021, 1, 1), "2021 title")
+    same = _version(replace(base, countries=("FR",)), "ptjeong-monitor-csv", date(2026, 8, 22), "B's 2026 title")
+    for b_item, expected in ((older, ("2026 title", ("US",))), (same, ("B's 2026 title", ("FR",)))):
+        engine = open_store(_fresh_postgres_database(postgres_server))
+        _b_writes_after_a_commits(engine, newer, b_item)
+        [kept] = stored(engine)
+        assert (kept.trial.title, kept.trial.countries) == expected
+        engine.dispose()
+
+
+def test_a_broken_zip_is_refused_before_anything_is_written_and_skipped_inside_a_directory(
+    engine: Engine, tmp_path: Path
+) -> None:
+    broken = tmp_path / "named" / "studies.zip"
+    broken.parent.mkdir()
+    broken.write_bytes(b"this is not a zip archive")
+    with pytest.raises(InvalidInput) as caught:
+        import_paths(factory(engine), [MONITOR / "trials.csv", broken], batch_size=100, clock=ManualClock(WHEN))
+    (problem,) = caught.value.problems
+    assert (problem.field, problem.file) == ("path", str(broken))
+    assert "not a readable ZIP archive" in problem.message
+    assert stored(engine) == []
+    walked = tmp_path / "walked"
+    walked.mkdir()
+    shutil.copy(broken, walked / "studies.zip")
+    shutil.copy(SAMPLES[0], walked / SAMPLES[0].name)
+    result = import_paths(factory(engine), [walked], clock=ManualClock(WHEN))
+    assert result.imported == 1
+    [rejected] = result.rejected
+    assert rejected.source_file == str(walked / "studies.zip")
+    assert rejected.reason.startswith("not a readable ZIP archive")

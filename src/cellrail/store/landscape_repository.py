@@ -4,8 +4,9 @@ An upsert is a set operation per batch: one query reads the stored (source, snap
 then one ``INSERT ... ON CONFLICT DO UPDATE ... WHERE`` (SQLite and PostgreSQL) writes the batch. The WHERE keeps a
 stored record that is newer than the incoming one (its snapshot is later; a record without snapshot is the oldest)
 unless both come from the same source, so importing an old export after a new one does not roll data back, and
-two concurrent importers cannot interleave a select and an insert into a duplicate-key error. The counts come from
-the first query (under concurrency they describe what this importer saw, the rows are decided by the WHERE).
+two concurrent importers cannot interleave a select and an insert into a duplicate-key error. RETURNING names the
+rows the WHERE let through; only their countries are replaced. Whether a written row was new or an update comes
+from a read before the upsert (under concurrency, what this importer saw).
 Reads page by registry id (keyset), so reading the whole store holds one page at a time.
 """
 
@@ -125,27 +126,31 @@ class SqlLandscape:
         self.c = connection
 
     def upsert_trials(self, batch: Sequence[ClassifiedTrial], imported_at: datetime) -> UpsertCounts:
-        rows: dict[str, ClassifiedTrial] = {item.trial.registry_id: item for item in batch}  # the last one wins
+        rows: dict[str, ClassifiedTrial] = {}
+        for item in batch:  # one id twice in a batch: the same rule as against the store decides which is kept
+            previous = rows.get(item.trial.registry_id)
+            if previous is None or replaces(previous.trial.source, previous.trial.snapshot, item):
+                rows[item.trial.registry_id] = item
         if not rows:
             return UpsertCounts(0, 0)
         ids = list(rows)
-        stored: dict[str, tuple[str, Any]] = {}
+        stored: set[str] = set()
         for chunk in _chunks(ids):
-            query = select(_trials.c.registry_id, _trials.c.source, _trials.c.snapshot)
             stored.update(
-                (r, (src, snap)) for r, src, snap in self.c.execute(query.where(_trials.c.registry_id.in_(chunk)))
+                self.c.execute(select(_trials.c.registry_id).where(_trials.c.registry_id.in_(chunk))).scalars()
             )
-        new = [i for i in ids if i not in stored]
-        replaced = sorted(i for i in ids if i in stored and replaces(*stored[i], rows[i]))
-        written = new + replaced
-        if written:
-            self.c.execute(_upsert(self.c.dialect.name), [_row(rows[i], imported_at) for i in written])
-        for chunk in _chunks(replaced):
+        # The upsert's WHERE decides which rows are written, also against an importer that committed since the
+        # read above; RETURNING names them, and only their countries are replaced. (On PostgreSQL a written row
+        # stays locked until commit, so no other importer can change it or its countries in between.)
+        statement = _upsert(self.c.dialect.name).returning(_trials.c.registry_id)
+        written = sorted(self.c.execute(statement, [_row(rows[i], imported_at) for i in ids]).scalars())
+        for chunk in _chunks(written):
             self.c.execute(delete(_countries).where(_countries.c.registry_id.in_(chunk)))
         countries = [{"registry_id": i, "country": code} for i in written for code in set(rows[i].trial.countries)]
         if countries:
             self.c.execute(insert(_countries), countries)
-        return UpsertCounts(inserted=len(new), updated=len(replaced), kept=len(stored) - len(replaced))
+        inserted = sum(1 for i in written if i not in stored)
+        return UpsertCounts(inserted=inserted, updated=len(written) - inserted, kept=len(ids) - len(written))
 
     def _with_countries(self, query: Select[Any]) -> list[ClassifiedTrial]:
         rows = self.c.execute(query).all()

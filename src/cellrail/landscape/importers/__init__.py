@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import os
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,6 +66,8 @@ def check_path(path: Path | str) -> Problem | None:
         return Problem("path", "a monitor sites.csv is read with its trials.csv: give that", str(path))
     if kind is None:
         return Problem("path", UNKNOWN_FORMAT, str(path))
+    if kind == ctgov_v2.SOURCE + "-zip" and not zipfile.is_zipfile(path):
+        return Problem("path", "named .zip but not a readable ZIP archive", str(path))
     return None
 
 

@@ -229,7 +229,12 @@ def read_zip(path: Path) -> Iterator[Trial | Rejected]:
     (about 0.6 KB each, ~350 MB for the 540,000 studies of a full registry download): that is O(members) and cannot
     be streamed with the standard library, so no second (sorted) copy is made here. For the full registry, unzip
     to a directory: a directory is walked without listing it whole (docs/landscape.md)."""
-    with zipfile.ZipFile(path) as archive:
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as error:  # met in a directory walk (named paths are checked before import): skip it
+        yield Rejected(str(path), None, None, f"not a readable ZIP archive: {error}")
+        return
+    with archive:
         for member in archive.infolist():
             if not member.is_dir() and member.filename.lower().endswith(".json"):
                 yield from read_bytes(archive.read(member), f"{path}!{member.filename}")
