@@ -39,7 +39,7 @@ import time
 import tracemalloc
 import zipfile
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +52,7 @@ from cellrail.landscape.countries import country_code, country_name
 from cellrail.landscape.importers import read_records
 from cellrail.landscape.importers.ctgov_v2 import _Study
 from cellrail.landscape.model import Classification, Modality, Trial
-from cellrail.landscape.services import import_paths
+from cellrail.landscape.services import ImportResult, import_paths
 from cellrail.store.engine import open_store
 from cellrail.store.uow import SqlUnitOfWork
 from machine import cpu_model, pin_to_one_core
@@ -181,6 +181,38 @@ def rss_mb() -> float:
         return float("nan")
 
 
+@dataclass(frozen=True)
+class TimedImport:
+    result: ImportResult
+    seconds: float
+    stored: int
+    rss_before: float
+    samples: list[tuple[int, float]]  # (records imported so far, resident MB) after each batch
+
+
+def timed_import(
+    database: Path, source: Path, batch: int, classify: Callable[[Trial], Classification] | None = None
+) -> TimedImport:
+    """One timed ``import_paths`` of ``source`` into a fresh SQLite store, sampling resident memory per batch."""
+    engine = open_store(f"sqlite:///{database}")
+    samples: list[tuple[int, float]] = []
+    rss_before = rss_mb()
+    options: dict[str, Any] = {} if classify is None else {"classify": classify}
+    started = time.perf_counter()
+    result = import_paths(
+        lambda: SqlUnitOfWork(engine),
+        [source],
+        batch_size=batch,
+        progress=lambda n: samples.append((n, rss_mb())),
+        **options,
+    )
+    seconds = time.perf_counter() - started
+    with SqlUnitOfWork(engine, write=False) as uow:
+        stored = uow.landscape.count()
+    engine.dispose()
+    return TimedImport(result, seconds, stored, rss_before, samples)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--records", type=int, default=100_000, help="study files to generate (default 100,000)")
@@ -205,32 +237,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         assert floor_count == reader_count == args.records, (floor_count, reader_count)
 
         console.print(f"(a) import_paths into SQLite, batches of {args.batch:,} ...")
-        engine = open_store(f"sqlite:///{Path(workdir) / 'cellrail.db'}")
         tenth = max(1, args.records // 10)
-        samples: list[tuple[int, float]] = []
-        rss_before = rss_mb()
-        started = time.perf_counter()
-        result = import_paths(
-            lambda: SqlUnitOfWork(engine),
-            [studies],
-            batch_size=args.batch,
-            progress=lambda n: samples.append((n, rss_mb())),
-        )
-        import_seconds = time.perf_counter() - started
-        with SqlUnitOfWork(engine, write=False) as uow:
-            stored = uow.landscape.count()
-        engine.dispose()
-        assert result.rejected == [], result.rejected[:3]
-        assert result.imported == stored == args.records, result
+        classified = timed_import(Path(workdir) / "cellrail.db", studies, args.batch)
+        assert classified.result.rejected == [], classified.result.rejected[:3]
+        assert classified.result.imported == classified.stored == args.records, classified.result
+        import_seconds, samples, rss_before = classified.seconds, classified.samples, classified.rss_before
         console.print("(c) the same without classification ...")
-        bare_engine = open_store(f"sqlite:///{Path(workdir) / 'unclassified.db'}")
-        started = time.perf_counter()
-        unclassified = import_paths(
-            lambda: SqlUnitOfWork(bare_engine), [studies], classify=lambda _trial: CONSTANT, batch_size=args.batch
-        )
-        unclassified_seconds = time.perf_counter() - started
-        bare_engine.dispose()
-        assert unclassified.imported == args.records, unclassified
+        unclassified = timed_import(Path(workdir) / "unclassified.db", studies, args.batch, lambda _trial: CONSTANT)
+        assert unclassified.result.imported == args.records, unclassified.result
+        unclassified_seconds = unclassified.seconds
         console.print("(e) the same files as one ZIP ...")
         archive = Path(workdir) / "studies.zip"
         with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as z:
@@ -240,19 +255,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with zipfile.ZipFile(archive) as z:
             directory_bytes, members = tracemalloc.get_traced_memory()[0], len(z.infolist())
         tracemalloc.stop()
-        zip_engine = open_store(f"sqlite:///{Path(workdir) / 'zipped.db'}")
-        zip_samples: list[tuple[int, float]] = []
-        zip_before = rss_mb()
-        started = time.perf_counter()
-        zipped = import_paths(
-            lambda: SqlUnitOfWork(zip_engine),
-            [archive],
-            batch_size=args.batch,
-            progress=lambda n: zip_samples.append((n, rss_mb())),
-        )
-        zip_seconds = time.perf_counter() - started
-        zip_engine.dispose()
-        assert zipped.imported == args.records, zipped
+        zipped = timed_import(Path(workdir) / "zipped.db", archive, args.batch)
+        assert zipped.result.imported == args.records, zipped.result
+        zip_seconds, zip_samples, zip_before = zipped.seconds, zipped.samples, zipped.rss_before
         zip_tenth = next(mb for n, mb in zip_samples if n >= tenth)
         zip_end = zip_samples[-1][1]
         at_tenth = next(mb for n, mb in samples if n >= tenth)
@@ -305,7 +310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"({directory_bytes / members / 1e3:.2f} kB per member, O(members): unzip the full registry to a directory).",
         f"Reference: orjson untyped decode of the same files {args.records / orjson_seconds:,.0f} records/s "
         f"(the typed msgspec floor is {orjson_seconds / floor_seconds:.2f}x as fast).",
-        f"Import result: {result.imported:,} new, {result.updated:,} updated, {result.rejected_total} rejected.",
+        f"Import result: {classified.result.imported:,} new, {classified.result.updated:,} updated, "
+        f"{classified.result.rejected_total} rejected.",
         "ratio = value / baseline: the share of the bare parse floor the whole import reaches.",
     ]
     report(console, "Landscape import, API v2 JSON -> SQLite (WAL, synchronous=FULL), one core", figures, header, notes)

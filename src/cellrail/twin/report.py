@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import math
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -237,37 +237,34 @@ def v2v_figure(runs: Sequence[Run], what: str) -> go.Figure:
     return figure
 
 
+def _stacked_outcomes(x: Sequence[str], share: Callable[[str], Any], title: dict[str, Any], height: int) -> go.Figure:
+    """One stacked bar per ``x``: the share of counted patients in each outcome (``share(metric)`` per x)."""
+    figure = go.Figure()
+    for metric, label, colour in _OUTCOMES:
+        figure.add_trace(go.Bar(x=list(x), y=share(metric), name=label, marker_color=colour))
+    figure.update_layout(title=title, barmode="stack", yaxis={"tickformat": ".0%", "range": [0, 1]}, height=height)
+    return figure
+
+
 def outcome_figure(runs: Sequence[Run], what: str) -> go.Figure:
     """Stacked shares of counted patients by outcome, network-wide, per scenario (mean over replications)."""
-    figure = go.Figure()
-    labels = [Path(run.file).stem for run in runs]
-    for metric, label, colour in _OUTCOMES:
-        values = [float(_nanmean(run.result.values(metric))) for run in runs]
-        figure.add_trace(go.Bar(x=labels, y=values, name=label, marker_color=colour))
-    figure.update_layout(
-        title=_title("Share of counted patients by outcome (mean over replications)", what),
-        barmode="stack",
-        yaxis={"tickformat": ".0%", "range": [0, 1]},
-        height=420,
+    return _stacked_outcomes(
+        [Path(run.file).stem for run in runs],
+        lambda metric: [float(_nanmean(run.result.values(metric))) for run in runs],
+        _title("Share of counted patients by outcome (mean over replications)", what),
+        420,
     )
-    return figure
 
 
 def hospital_outcome_figure(run: Run, what: str) -> go.Figure:
+    """Stacked shares of counted patients by outcome, per hospital (mean over replications)."""
     r = run.result
-    names = list(r.summaries[0].hospitals)
-    figure = go.Figure()
-    for metric, label, colour in _OUTCOMES:
-        figure.add_trace(
-            go.Bar(x=names, y=_nanmean(r.hospital_values(metric), axis=0), name=label, marker_color=colour)
-        )
-    figure.update_layout(
-        title=_title("Outcomes per hospital (mean over replications)", what),
-        barmode="stack",
-        yaxis={"tickformat": ".0%", "range": [0, 1]},
-        height=460,
+    return _stacked_outcomes(
+        list(r.summaries[0].hospitals),
+        lambda metric: _nanmean(r.hospital_values(metric), axis=0),
+        _title("Outcomes per hospital (mean over replications)", what),
+        460,
     )
-    return figure
 
 
 def resource_figure(run: Run, what: str, kinds: Sequence[ResourceKind] = (ResourceKind.MANUFACTURING,)) -> go.Figure:
