@@ -87,15 +87,19 @@ lanes:
   - {from: h-bench, to: hub-bench, transport_hours: 3, days: [mon, tue, wed, thu, fri, sat, sun]}
 """
 
-# The bare baseline's tables and indexes: the same as the product's ledger_events and merkle_nodes
-# (see store/tables.py), so the baseline stores exactly the rows the service layer stored.
+# The bare baseline's table and indexes: the same as the product's ledger_events (see store/tables.py) without
+# the foreign key to ledger_logs, so the baseline stores exactly the rows the service layer stored.
 BARE_SCHEMA = (
-    "CREATE TABLE ledger_events (id INTEGER NOT NULL PRIMARY KEY, log VARCHAR(200) NOT NULL, seq INTEGER NOT NULL, "
-    "order_coi VARCHAR(16), kind VARCHAR(32) NOT NULL, body BLOB NOT NULL, hash BLOB NOT NULL, UNIQUE (log, seq))",
+    "CREATE TABLE ledger_events (id INTEGER NOT NULL PRIMARY KEY, log_id INTEGER NOT NULL, seq INTEGER NOT NULL, "
+    "order_coi VARCHAR(16), kind VARCHAR(32) NOT NULL, body BLOB NOT NULL, hash BLOB NOT NULL, "
+    "tree_nodes BLOB NOT NULL, UNIQUE (log_id, seq))",
     "CREATE INDEX ix_ledger_events_order ON ledger_events (order_coi)",
 )
-BARE_INSERT = "INSERT INTO ledger_events (id, log, seq, order_coi, kind, body, hash) VALUES (?, ?, ?, ?, ?, ?, ?)"
-Row = tuple[int, str, int, str | None, str, bytes, bytes]
+BARE_INSERT = (
+    "INSERT INTO ledger_events (id, log_id, seq, order_coi, kind, body, hash, tree_nodes) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+Row = tuple[int, int, int, str | None, str, bytes, bytes, bytes]
 
 
 def seed(engine: Engine, clock: ManualClock) -> tuple[Principal, list[tuple[str, str]]]:
@@ -174,12 +178,14 @@ def ingest(engine: Engine, clock: ManualClock, actor: Principal, scans: ScanFact
 def stored_rows(engine: Engine, first: int, last: int) -> list[Row]:
     e = t.ledger_events.c
     query = (
-        select(e.id, e.log, e.seq, e.order_coi, e.kind, e.body, e.hash).where(e.id.between(first, last)).order_by(e.id)
+        select(e.id, e.log_id, e.seq, e.order_coi, e.kind, e.body, e.hash, e.tree_nodes)
+        .where(e.id.between(first, last))
+        .order_by(e.id)
     )
     with engine.connect() as connection:
         return [
-            (row_id, log, seq, coi, kind, bytes(body), bytes(digest))
-            for row_id, log, seq, coi, kind, body, digest in connection.execute(query)
+            (row_id, log_id, seq, coi, kind, bytes(body), bytes(digest), bytes(nodes))
+            for row_id, log_id, seq, coi, kind, body, digest, nodes in connection.execute(query)
         ]
 
 

@@ -654,7 +654,12 @@ def test_network_and_ledger_verification(client: TestClient, seeded: Engine, clo
         else:
             connection.execute(text("DROP TRIGGER ledger_events_no_delete"))
         # op-a's account, the second of h-a's three events (slots opened, op-a created, the enrolment)
-        connection.execute(text("DELETE FROM ledger_events WHERE log = 'cellrail/test-net/h-a' AND seq = 2"))
+        connection.execute(
+            text(
+                "DELETE FROM ledger_events WHERE seq = 2 AND log_id = "
+                "(SELECT id FROM ledger_logs WHERE origin = 'cellrail/test-net/h-a')"
+            )
+        )
     broken = ok(client.get(f"{V1}/ledger/verify", headers=auditor))
     assert (broken["ok"], broken["logs"], broken["checked"]) == (False, 4, 1 + 1 + 1 + 4)  # network, h-a, h-b, hub
     assert broken["findings"] == [

@@ -196,6 +196,9 @@ def guards_off(connection: Connection, *tables: str) -> None:
             connection.execute(text(f"DROP TRIGGER {table}_no_delete"))
 
 
+OF_LOG = "log_id = (SELECT id FROM ledger_logs WHERE origin = :l)"  # raw SQL's way to name a log by its origin
+
+
 def canonical(content: dict[str, Any]) -> bytes:
     """The ledger's canonical encoding of an event (cellrail.rail.ledger.encode)."""
     return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
@@ -203,7 +206,7 @@ def canonical(content: dict[str, Any]) -> bytes:
 
 def bodies_of(engine: Engine, log: str) -> list[bytes]:
     with engine.connect() as connection:
-        rows = connection.execute(text("SELECT body FROM ledger_events WHERE log = :l ORDER BY seq"), {"l": log})
+        rows = connection.execute(text(f"SELECT body FROM ledger_events WHERE {OF_LOG} ORDER BY seq"), {"l": log})
         return [bytes(body) for (body,) in rows]
 
 
@@ -217,20 +220,20 @@ def rewrite_history(engine: Engine, log: str, seq: int) -> MemoryStore:
     bodies[seq - 1] = canonical(content)
     tree = MemoryStore(leaf_hash(body) for body in bodies)
     with engine.begin() as connection:
-        guards_off(connection, "ledger_events", "merkle_nodes")
+        guards_off(connection, "ledger_events")
         previous = GENESIS
         for number, body in enumerate(bodies, start=1):
             previous = link(previous, body)
             if number >= seq:
                 connection.execute(
-                    text("UPDATE ledger_events SET body = :b, hash = :h WHERE log = :l AND seq = :s"),
+                    text(f"UPDATE ledger_events SET body = :b, hash = :h WHERE {OF_LOG} AND seq = :s"),
                     {"b": body, "h": previous, "l": log, "s": number},
                 )
-        nodes = connection.execute(text("SELECT level, idx FROM merkle_nodes WHERE log = :l"), {"l": log}).all()
-        for level, index in nodes:
+            # The inner nodes the event completed (levels 1.. the trailing zero bits of its number), recomputed.
+            levels = range(1, (number & -number).bit_length())
             connection.execute(
-                text("UPDATE merkle_nodes SET hash = :h WHERE log = :l AND level = :v AND idx = :i"),
-                {"h": tree.perfect(level, index), "l": log, "v": level, "i": index},
+                text(f"UPDATE ledger_events SET tree_nodes = :n WHERE {OF_LOG} AND seq = :s"),
+                {"n": b"".join(tree.perfect(lv, (number >> lv) - 1) for lv in levels), "l": log, "s": number},
             )
     return tree
 
@@ -302,9 +305,9 @@ def test_a_tampered_tree_node_is_never_signed(site: Site) -> None:
     # The hub's checkpoint of size 3 covers leaves 0-2; the node over leaves 0-1 is a frontier node the next
     # append builds on.
     with site.engine.begin() as connection:
-        guards_off(connection, "merkle_nodes")
-        changed = connection.execute(
-            text("UPDATE merkle_nodes SET hash = :h WHERE log = :l AND level = 1 AND idx = 0"),
+        guards_off(connection, "ledger_events")
+        changed = connection.execute(  # node (level 1, index 0) is the one event 2 completed
+            text(f"UPDATE ledger_events SET tree_nodes = :h WHERE {OF_LOG} AND seq = 2"),
             {"h": hashlib.sha256(b"forged").digest(), "l": HUB},
         )
         assert changed.rowcount == 1
@@ -386,7 +389,7 @@ def test_chain_pass_names_an_edited_body(site: Site, seq: int, expected: list[Fi
     with site.engine.begin() as connection:
         guards_off(connection, "ledger_events")
         connection.execute(
-            text("UPDATE ledger_events SET body = :b WHERE log = :l AND seq = :s"), {"b": forged, "l": H_A, "s": seq}
+            text(f"UPDATE ledger_events SET body = :b WHERE {OF_LOG} AND seq = :s"), {"b": forged, "l": H_A, "s": seq}
         )
     report = site.verify()
     assert report.findings == expected
@@ -397,9 +400,18 @@ def test_merkle_pass_names_a_log_shorter_than_its_checkpoint(site: Site) -> None
     # Cutting the tail leaves an intact chain of 8 events, but h-a signed a tree of 10.
     with site.engine.begin() as connection:
         guards_off(connection, "ledger_events")
-        connection.execute(text("DELETE FROM ledger_events WHERE log = :l AND seq > 8"), {"l": H_A})
+        connection.execute(text(f"DELETE FROM ledger_events WHERE {OF_LOG} AND seq > 8"), {"l": H_A})
     report = site.verify()
-    assert report.findings == [Finding("merkle", H_A, 10, "the log holds 8 events, fewer than its checkpoint")]
+    # Event 10 carried tree node (1, 4), so the cut also leaves checkpoint 10 unprovable from checkpoint 6.
+    assert report.findings == [
+        Finding("merkle", H_A, 10, "the log holds 8 events, fewer than its checkpoint"),
+        Finding(
+            "consistency",
+            H_A,
+            10,
+            f"not consistent with size 6: log {H_A}: tree node (1, 4) is missing from the store",
+        ),
+    ]
     assert report.events == 8 + 1 + 3 + 1
 
 
@@ -689,7 +701,7 @@ def test_api_serves_checkpoints_proofs_and_findings(engine: Engine, clock: Manua
     insert_checkpoint(engine, H_A, 5, root, SignedNote(good.text, (bad,)).render(), clock)
     with engine.begin() as connection:
         guards_off(connection, "ledger_events")
-        connection.execute(text("DELETE FROM ledger_events WHERE log = :l AND seq = 2"), {"l": HUB})
+        connection.execute(text(f"DELETE FROM ledger_events WHERE {OF_LOG} AND seq = 2"), {"l": HUB})
     report = ok(client.get("/api/v1/ledger/verify", headers=admin))
     assert report == {
         "ok": False,

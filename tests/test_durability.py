@@ -178,7 +178,11 @@ def test_acknowledged_scans_survive_sigkill(tmp_path: Path, batch_size: int, kil
     try:
         with SqlUnitOfWork(engine, write=False) as uow:
             report = verify_ledger(uow, SYSTEM)
-            query = select(t.ledger_events.c.seq).where(t.ledger_events.c.log == LOG)
+            query = (
+                select(t.ledger_events.c.seq)
+                .join(t.ledger_logs, t.ledger_logs.c.id == t.ledger_events.c.log_id)
+                .where(t.ledger_logs.c.origin == LOG)
+            )
             stored = set(uow.ledger.c.execute(query).scalars())  # the scans' log: the node where they were made
             total = uow.ledger.size()
             operator = uow.users.get(OPERATOR)

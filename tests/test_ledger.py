@@ -17,7 +17,7 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from cellrail.kernel.clock import ManualClock, iso_utc
@@ -304,6 +304,17 @@ def _tree_nodes(size: int) -> int:
     return sum(size >> level for level in range(1, size.bit_length()))
 
 
+OF_LOG = "log_id = (SELECT id FROM ledger_logs WHERE origin = :l)"  # raw SQL's way to name a log by its origin
+
+
+def _stored_tree_nodes(connection: Connection, log: str | None = None) -> int:
+    """The inner tree nodes stored in the events' rows (32 bytes each), of one log or of all."""
+    query = "SELECT coalesce(sum(length(e.tree_nodes)), 0) FROM ledger_events e JOIN ledger_logs l ON l.id = e.log_id"
+    if log is None:
+        return int(connection.execute(text(query)).scalar_one()) // 32
+    return int(connection.execute(text(query + " WHERE l.origin = :log"), {"log": log}).scalar_one()) // 32
+
+
 def _populate(engine: Engine, clock: ManualClock) -> int:
     """Network, slots, a user and two enrolments: a real ledger to attack. Returns its length."""
     seed(engine, clock, days=7)
@@ -323,7 +334,11 @@ def _populate(engine: Engine, clock: ManualClock) -> int:
         report = verify_ledger(uow, AUDITOR)
     assert logs == POPULATED_LOGS
     with engine.connect() as connection:
-        placed = connection.execute(text("SELECT id, log, seq FROM ledger_events ORDER BY id")).all()
+        placed = connection.execute(
+            text(
+                "SELECT e.id, l.origin, e.seq FROM ledger_events e JOIN ledger_logs l ON l.id = e.log_id ORDER BY e.id"
+            )
+        ).all()
     assert [tuple(row) for row in placed] == [(id_, log, seq) for id_, log, seq, _ in POPULATED]
     assert (report.ok, report.logs, report.events, report.checkpoints, report.findings) == (True, 4, size, 0, [])
     return size
@@ -334,18 +349,22 @@ def test_database_refuses_update_and_delete_of_ledger_events(engine: Engine, clo
     assert size == 7  # network registered, 3 x slots opened, user created, 2 enrolments
     nodes = sum(_tree_nodes(n) for n in POPULATED_LOGS.values())
     assert nodes == 3  # h-a's four leaves make two level-1 nodes and one level-2 node; the other logs hold one leaf
+    h_a, h_b = (
+        f"(SELECT id FROM ledger_logs WHERE origin = '{H_A_LOG}')",
+        f"(SELECT id FROM ledger_logs WHERE origin = '{H_B_LOG}')",
+    )
     statements = [
         "UPDATE ledger_events SET kind = 'order.moved' WHERE id = 2",
-        f"UPDATE ledger_events SET body = body WHERE log = '{NETWORK_LOG}' AND seq = 1",
-        f"UPDATE ledger_events SET log = '{H_B_LOG}', seq = 2 WHERE log = '{H_A_LOG}' AND seq = 4",
-        f"DELETE FROM ledger_events WHERE log = '{H_A_LOG}' AND seq = 4",
+        "UPDATE ledger_events SET body = body WHERE id = 1",
+        f"UPDATE ledger_events SET log_id = {h_b}, seq = 2 WHERE log_id = {h_a} AND seq = 4",
+        f"UPDATE ledger_events SET tree_nodes = tree_nodes WHERE log_id = {h_a} AND seq = 4",
+        f"DELETE FROM ledger_events WHERE log_id = {h_a} AND seq = 4",
         "DELETE FROM ledger_events",
-        "UPDATE merkle_nodes SET hash = hash WHERE level = 1",
-        f"DELETE FROM merkle_nodes WHERE log = '{H_A_LOG}' AND level = 2",
-        "DELETE FROM merkle_nodes",
+        f"UPDATE ledger_logs SET origin = 'cellrail/elsewhere' WHERE id = {h_a}",
+        "DELETE FROM ledger_logs",
     ]
     if engine.dialect.name == "postgresql":
-        statements += ["TRUNCATE ledger_events", "TRUNCATE merkle_nodes"]
+        statements += ["TRUNCATE ledger_events", "TRUNCATE ledger_logs CASCADE"]
     for statement in statements:
         with engine.connect() as connection, pytest.raises(DBAPIError, match="the custody ledger is append-only"):
             connection.execute(text(statement))
@@ -354,7 +373,7 @@ def test_database_refuses_update_and_delete_of_ledger_events(engine: Engine, clo
         assert uow.ledger.logs() == POPULATED_LOGS
         report = verify_ledger(uow, AUDITOR)
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT count(*) FROM merkle_nodes")).scalar_one() == nodes
+        assert _stored_tree_nodes(connection) == nodes
     assert (report.ok, report.logs, report.events) == (True, 4, 7)
 
 
@@ -374,7 +393,7 @@ def test_attacker_bypassing_the_trigger_is_named_by_verify(
     where = {"l": log, "s": target_seq}
     with engine.connect() as connection:
         body = connection.execute(
-            text("SELECT body FROM ledger_events WHERE log = :l AND seq = :s"), where
+            text(f"SELECT body FROM ledger_events WHERE {OF_LOG} AND seq = :s"), where
         ).scalar_one()
     body = bytes(body)
     assert b'"actor":"system"' in body or b'"actor":"op-a"' in body
@@ -386,7 +405,7 @@ def test_attacker_bypassing_the_trigger_is_named_by_verify(
         else:
             connection.execute(text("DROP TRIGGER ledger_events_no_update"))
         connection.execute(
-            text("UPDATE ledger_events SET body = :b WHERE log = :l AND seq = :s"), {"b": forged, **where}
+            text(f"UPDATE ledger_events SET body = :b WHERE {OF_LOG} AND seq = :s"), {"b": forged, **where}
         )
     with SqlUnitOfWork(engine, write=False) as uow:
         report = verify_ledger(uow, AUDITOR)
@@ -404,7 +423,7 @@ def test_attacker_deleting_an_event_is_named_by_verify(engine: Engine, clock: Ma
         else:
             connection.execute(text("DROP TRIGGER ledger_events_no_delete"))
         # The user created at h-a: the fifth event of the store, the second of h-a's log.
-        connection.execute(text("DELETE FROM ledger_events WHERE log = :l AND seq = 2"), {"l": H_A_LOG})
+        connection.execute(text(f"DELETE FROM ledger_events WHERE {OF_LOG} AND seq = 2"), {"l": H_A_LOG})
     with SqlUnitOfWork(engine, write=False) as uow:
         report = verify_ledger(uow, AUDITOR)
     assert report.findings == [Finding("chain", H_A_LOG, 2, "event 2 is missing")]
@@ -446,13 +465,13 @@ def test_repositories_have_no_path_to_change_or_remove_events() -> None:
     module = inspect.getsource(repositories)
     assert "delete(" not in module
     assert "update(t.ledger_events" not in module
-    assert "update(t.merkle_nodes" not in module
+    assert "update(t.ledger_logs" not in module
     # SQL written as text that touches the ledger's tables only reads them.
     statements = [
         node.value
         for node in ast.walk(ast.parse(module))
         if isinstance(node, ast.Constant) and isinstance(node.value, str)
-        if re.search(r"\b(ledger_events|merkle_nodes)\b", node.value)
+        if re.search(r"\b(ledger_events|ledger_logs)\b", node.value)
     ]
     assert statements  # e.g. the subtree lookups
     for statement in statements:
@@ -532,9 +551,8 @@ def test_events_of_one_order_at_two_sites_go_to_two_logs(engine: Engine, clock: 
         audit = verify_ledger(uow, AUDITOR)
     assert (audit.ok, audit.logs, audit.events, audit.findings) == (True, 4, 17, [])
     with engine.connect() as connection:
-        counted = connection.execute(text("SELECT log, count(*) FROM merkle_nodes GROUP BY log")).all()
-    stored: dict[str, int] = dict(counted)
-    assert stored == {log: _tree_nodes(size) for log, size in sizes.items() if size > 1}  # one leaf: no inner node
+        stored = {log: _stored_tree_nodes(connection, log) for log in sizes}
+    assert stored == {log: _tree_nodes(size) for log, size in sizes.items()}  # one leaf: no inner node
 
 
 @given(

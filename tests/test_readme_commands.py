@@ -90,17 +90,20 @@ def test_cli_verify_names_the_altered_event(tmp_path: Path) -> None:
         events = db.execute("SELECT count(*) FROM ledger_events").fetchone()[0]
         checkpoints = db.execute("SELECT count(*) FROM checkpoints").fetchone()[0]
         # The 40th event of the store, whichever site's log it is in (the demo's dates follow the wall clock).
-        log, seq = db.execute("SELECT log, seq FROM ledger_events WHERE id = 40").fetchone()
-        log_size = db.execute("SELECT max(seq) FROM ledger_events WHERE log = ?", (log,)).fetchone()[0]
+        log_id, log, seq = db.execute(
+            "SELECT log_id, origin, seq FROM ledger_events JOIN ledger_logs ON ledger_logs.id = log_id "
+            "WHERE ledger_events.id = 40"
+        ).fetchone()
+        log_size = db.execute("SELECT max(seq) FROM ledger_events WHERE log_id = ?", (log_id,)).fetchone()[0]
         signed = db.execute("SELECT max(size) FROM checkpoints WHERE log = ?", (log,)).fetchone()[0]
     summary = f"{DEMO_LOGS} logs, {events} events, {checkpoints} signed checkpoints"
     assert clean.stdout == f"ok custody ledger verified: {summary}\n"
     assert signed == log_size >= seq  # the demo signs every log when it is done
     with sqlite3.connect(database) as db:  # an attacker with write access to the file
         db.execute("DROP TRIGGER ledger_events_no_update")
-        body = db.execute("SELECT body FROM ledger_events WHERE log = ? AND seq = ?", (log, seq)).fetchone()[0]
+        body = db.execute("SELECT body FROM ledger_events WHERE log_id = ? AND seq = ?", (log_id, seq)).fetchone()[0]
         forged = body.replace(b'"at":"', b'"at":"1', 1)
-        db.execute("UPDATE ledger_events SET body = ? WHERE log = ? AND seq = ?", (forged, log, seq))
+        db.execute("UPDATE ledger_events SET body = ? WHERE log_id = ? AND seq = ?", (forged, log_id, seq))
     tampered = subprocess.run([*CELLRAIL, "verify", "-d", url], capture_output=True, text=True, timeout=60)
     assert tampered.returncode == 1
     # The chain names the altered event; its log's events no longer give the root its last checkpoint signed,

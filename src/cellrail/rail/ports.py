@@ -48,10 +48,6 @@ class UserRecord:
     active: bool = True
 
 
-# (log, level, index, hash) of one perfect subtree of a log's Merkle tree.
-TreeNode = tuple[str, int, int, bytes]
-
-
 @dataclass(frozen=True)
 class StoredCheckpoint:
     """A signed checkpoint of a log: its size, root and the C2SP signed note as issued."""
@@ -95,7 +91,7 @@ class SlotRepository(Protocol):
 class LedgerRepository(Protocol):
     def head_for_append(self, log: str) -> tuple[int, bytes]: ...
     def append(
-        self, entries: Sequence[LedgerEntry], events: Sequence[CustodyEvent], nodes: Sequence[TreeNode]
+        self, entries: Sequence[LedgerEntry], events: Sequence[CustodyEvent], tree_nodes: Sequence[bytes]
     ) -> None: ...
     def subtrees(self, log: str, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]: ...
     def for_order(self, coi: str) -> list[dict[str, Any]]: ...

@@ -1,9 +1,9 @@
 """Writing to the custody ledger: the only path by which any event is stored.
 
 Each event goes to the log of the site where it happened (origin ``cellrail/<network>/<node>``), is chained to
-that log's previous event, and becomes the next leaf of the log's RFC 9162 Merkle tree; the tree's new inner
-nodes are written in the same transaction, so roots and proofs never need a rebuild. (Leaves are not stored as
-nodes: each is the hash of its event's stored bytes.)
+that log's previous event, and becomes the next leaf of the log's RFC 9162 Merkle tree; the inner nodes that
+leaf completes are stored in the event's own row, so roots and proofs never need a rebuild. (Leaves are not
+stored as nodes: each is the hash of its event's stored bytes.)
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections import Counter
 
 from cellrail.kernel.clock import Clock, iso_utc
 from cellrail.rail.ledger import CustodyEvent, LedgerEntry, encode
-from cellrail.rail.ports import TreeNode, UnitOfWork
+from cellrail.rail.ports import UnitOfWork
 from cellrail.transparency.merkle import frontier_read_by_append
 
 NETWORK_LOG = "network"  # the log of events that belong to no single site (network registration)
@@ -41,10 +41,10 @@ def record(uow: UnitOfWork, clock: Clock, *events: CustodyEvent) -> list[LedgerE
     }
     now = iso_utc(clock.now())  # formatted once: the whole batch is recorded at the same moment
     entries: list[LedgerEntry] = []
-    nodes: list[TreeNode] = []
+    completed: list[bytes] = []  # per event, the inner nodes it completes (level 1 upward), concatenated
     # This loop runs once per event, so names are bound once and the three hash formulas are written inline:
     # ledger.link, verifier.leaf_hash and verifier.node_hash (tests check the result against each of them).
-    add_entry, add_node, sha256 = entries.append, nodes.append, hashlib.sha256
+    add_entry, add_nodes, sha256 = entries.append, completed.append, hashlib.sha256
     for log, event in zip(logs, events, strict=True):
         size, head = heads[log]
         seq = size + 1
@@ -57,10 +57,12 @@ def record(uow: UnitOfWork, clock: Clock, *events: CustodyEvent) -> list[LedgerE
         # and each inner node it completes while it is a right-hand child.
         level, index = 0, size
         tree[(0, size)] = digest = sha256(b"\x00" + body).digest()  # leaf_hash(body)
+        inner = b""
         while index & 1:
             digest = sha256(b"\x01" + tree[(level, index - 1)] + digest).digest()  # node_hash(left, digest)
             level, index = level + 1, index >> 1
             tree[(level, index)] = digest
-            add_node((log, level, index, digest))
-    uow.ledger.append(entries, events, nodes)
+            inner += digest
+        add_nodes(inner)
+    uow.ledger.append(entries, events, completed)
     return entries

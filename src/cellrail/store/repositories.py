@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Select, bindparam, func, insert, select, text, union_all, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from cellrail.rail.access_control import Role
@@ -16,7 +16,7 @@ from cellrail.rail.booking import Resource, SlotSpec
 from cellrail.rail.ledger import GENESIS, CustodyEvent, LedgerEntry, StoredRow
 from cellrail.rail.network import Network, load_network
 from cellrail.rail.orders import Order, OrderState
-from cellrail.rail.ports import PatientRecord, Slot, StoredCheckpoint, TreeNode, UserRecord
+from cellrail.rail.ports import PatientRecord, Slot, StoredCheckpoint, UserRecord
 from cellrail.store import tables as t
 from cellrail.transparency.verifier import leaf_hash
 
@@ -165,137 +165,169 @@ class SqlSlots:
         return [_slot(row) for row in self.c.execute(query)]
 
 
-_INSERT_EVENTS = "INSERT INTO ledger_events (log, seq, order_coi, kind, body, hash) VALUES (?, ?, ?, ?, ?, ?)"
-_INSERT_NODES = "INSERT INTO merkle_nodes (log, level, idx, hash) VALUES (?, ?, ?, ?)"
+_INSERT_EVENTS = (
+    "INSERT INTO ledger_events (log_id, seq, order_coi, kind, body, hash, tree_nodes) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_events = t.ledger_events.c
+_LOG_ID = select(t.ledger_logs.c.id).where(t.ledger_logs.c.origin == bindparam("origin"))
+# A log's id and last event in one statement (an append's round trips are most of its cost): max(seq) over the
+# (log_id, seq) index is one index probe on both engines.
+_latest = t.ledger_events.alias("latest")
+_LAST_SEQ = (
+    select(func.max(_latest.c.seq))
+    .where(_latest.c.log_id == t.ledger_logs.c.id)
+    .correlate(t.ledger_logs)
+    .scalar_subquery()
+)
 _HEAD = (  # built once: constructing a statement costs more than running it
-    select(t.ledger_events.c.seq, t.ledger_events.c.hash)
-    .where(t.ledger_events.c.log == bindparam("log"))
-    .order_by(t.ledger_events.c.seq.desc())
-    .limit(1)
+    select(t.ledger_logs.c.id, _events.seq, _events.hash)
+    .select_from(
+        t.ledger_logs.outerjoin(t.ledger_events, and_(_events.log_id == t.ledger_logs.c.id, _events.seq == _LAST_SEQ))
+    )
+    .where(t.ledger_logs.c.origin == bindparam("origin"))
 )
-_ENTRY = select(t.ledger_events.c.body).where(
-    t.ledger_events.c.log == bindparam("log"), t.ledger_events.c.seq == bindparam("seq")
-)
-_SUBTREE_KEYS_PER_QUERY = 500  # bound parameters per IN (...): well inside SQLite's and PostgreSQL's limits
-_ENTRIES_PER_QUERY = _SUBTREE_KEYS_PER_QUERY
+_ENTRY = select(_events.body).where(_events.log_id == bindparam("log_id"), _events.seq == bindparam("seq"))
+_ROWS_PER_QUERY = 500  # bound parameters per IN (...): well inside SQLite's and PostgreSQL's limits
+# SQLite: one statement text per column, always with _ROWS_PER_QUERY places (unused ones hold seq 0, which no
+# event has), so sqlite3 prepares it once and every chunk reuses it; rows come back as plain tuples.
+_SQLITE_BY_SEQ = {
+    name: f"SELECT seq, {name} FROM ledger_events WHERE log_id = ? AND seq IN ({', '.join('?' * _ROWS_PER_QUERY)})"
+    for name in ("body", "tree_nodes")
+}
+_NODE = 32  # bytes of one SHA-256 tree node in ``tree_nodes``
+
+
+def completed_levels(seq: int) -> int:
+    """How many inner nodes appending event ``seq`` completes (levels 1..k): the trailing zero bits of ``seq``."""
+    return (seq & -seq).bit_length() - 1
 
 
 class SqlLedger:
+    """The custody ledger's rows. Callers name logs by origin; the store keys them by a small integer id."""
+
     _ADVISORY_LOCK = 7_270_128  # PostgreSQL: one appender per log at a time keeps each chain linear
 
     def __init__(self, connection: Connection) -> None:
         self.c = connection
+        self._ids: dict[str, int] = {}  # origin -> log id, for this unit of work (ids never change)
+
+    def _log_id(self, log: str, *, create: bool = False) -> int | None:
+        found = self._ids.get(log)
+        if found is None:
+            found = self.c.execute(_LOG_ID, {"origin": log}).scalar()
+            if found is None and create:  # under the log's append lock on PostgreSQL; SQLite has one writer
+                found = self.c.execute(insert(t.ledger_logs).values(origin=log).returning(t.ledger_logs.c.id)).scalar()
+            if found is not None:
+                self._ids[log] = found
+        return found
 
     def head_for_append(self, log: str) -> tuple[int, bytes]:
-        """The last sequence number and hash of ``log``; on PostgreSQL also takes its append lock."""
+        """The last sequence number and hash of ``log`` (registered if new); on PostgreSQL also takes its lock."""
         if self.c.dialect.name == "postgresql":
             self.c.execute(
                 text("SELECT pg_advisory_xact_lock(:key, hashtext(:log))"), {"key": self._ADVISORY_LOCK, "log": log}
             )
-        row = self.c.execute(_HEAD, {"log": log}).first()
-        return (0, GENESIS) if row is None else (row.seq, bytes(row.hash))
+        row = self.c.execute(_HEAD, {"origin": log}).first()
+        if row is None:
+            self._log_id(log, create=True)
+            return 0, GENESIS
+        self._ids[log] = row.id
+        return (0, GENESIS) if row.seq is None else (row.seq, bytes(row.hash))
 
-    def append(self, entries: Sequence[LedgerEntry], events: Sequence[CustodyEvent], nodes: Sequence[TreeNode]) -> None:
+    def append(
+        self, entries: Sequence[LedgerEntry], events: Sequence[CustodyEvent], tree_nodes: Sequence[bytes]
+    ) -> None:
+        """Store ``entries`` with the inner tree nodes each completed (``tree_nodes``, aligned with them)."""
+        ids = {log: self._log_id(log, create=True) for log in {e.log for e in entries}}
         if self.c.dialect.name == "sqlite":
-            # The same rows as the Core inserts below, as plain tuples through sqlite3's executemany: building a
+            # The same rows as the Core insert below, as plain tuples through sqlite3's executemany: building a
             # dict per row and SQLAlchemy's per-row parameter processing cost more than SQLite's own insert.
             if entries:
                 self.c.exec_driver_sql(
                     _INSERT_EVENTS,
                     [
-                        (e.log, e.seq, ev.order, ev.kind, e.body, e.hash)  # StrEnum binds as its text
-                        for e, ev in zip(entries, events, strict=True)
+                        (ids[e.log], e.seq, ev.order, ev.kind, e.body, e.hash, nodes)  # StrEnum binds as its text
+                        for e, ev, nodes in zip(entries, events, tree_nodes, strict=True)
                     ],
                 )
-            if nodes:
-                self.c.exec_driver_sql(_INSERT_NODES, list(nodes))
             return
         rows = [
-            {"log": e.log, "seq": e.seq, "order_coi": ev.order, "kind": ev.kind.value, "body": e.body, "hash": e.hash}
-            for e, ev in zip(entries, events, strict=True)
+            {
+                "log_id": ids[e.log],
+                "seq": e.seq,
+                "order_coi": ev.order,
+                "kind": ev.kind.value,
+                "body": e.body,
+                "hash": e.hash,
+                "tree_nodes": nodes,
+            }
+            for e, ev, nodes in zip(entries, events, tree_nodes, strict=True)
         ]
         if rows:
             self.c.execute(insert(t.ledger_events), rows)
-        if nodes:
-            self.c.execute(
-                insert(t.merkle_nodes), [{"log": n[0], "level": n[1], "idx": n[2], "hash": n[3]} for n in nodes]
-            )
 
     def subtrees(self, log: str, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-        """Perfect-subtree hashes of ``log`` at (level, index) ``keys``.
+        """Perfect-subtree hashes of ``log`` at (level, index) ``keys`` (those stored; a missing one is absent).
 
-        Leaves (level 0) are not stored as nodes: leaf ``i`` is SHA-256(0x00 ‖ body of event i+1), computed from
-        the stored event bytes, which stay the single copy of the truth (and each append writes one row fewer).
-        Higher levels are read grouped by level: ``log = ? AND level = ? AND idx IN (...)`` is a primary-key
-        search per index on both engines. (A row-value ``(level, idx) IN (...)``, or an ``OR`` of three keys or
-        more, made SQLite's planner search on ``log`` alone and scan every node of the log.)
+        Leaves (level 0) are SHA-256(0x00 ‖ body of event index+1), computed from the stored event bytes, which
+        stay the single copy of the truth. Inner node (level, index) is the level-th 32-byte hash in the
+        ``tree_nodes`` of event (index + 1) << level, read with one index lookup per event (several nodes often
+        share an event: event 4 completes levels 1 and 2). A ``tree_nodes`` of the wrong length yields no node.
         """
-        by_level: dict[int, list[int]] = {}
-        for level, index in keys:
-            by_level.setdefault(level, []).append(index)
+        keys = list(keys)
         found: dict[tuple[int, int], bytes] = {}
-        leaves = by_level.pop(0, None)
+        leaves = [index + 1 for level, index in keys if level == 0]
         if leaves:
-            bodies = self.entries(log, [index + 1 for index in leaves])
-            found.update(((0, seq - 1), leaf_hash(body)) for seq, body in bodies.items())
-        nodes = t.merkle_nodes.c
-        branches: list[Select[tuple[int, int, bytes]]] = []
-        bound = 0
-        for level, indexes in by_level.items():
-            for start in range(0, len(indexes), _SUBTREE_KEYS_PER_QUERY):
-                chunk = indexes[start : start + _SUBTREE_KEYS_PER_QUERY]
-                if bound + len(chunk) > _SUBTREE_KEYS_PER_QUERY:  # one statement per few hundred keys
-                    found.update(self._nodes(branches))
-                    branches, bound = [], 0
-                branches.append(
-                    select(nodes.level, nodes.idx, nodes.hash).where(
-                        nodes.log == log, nodes.level == level, nodes.idx.in_(chunk)
-                    )
-                )
-                bound += len(chunk)
-        found.update(self._nodes(branches))
+            found.update(((0, seq - 1), leaf_hash(body)) for seq, body in self.entries(log, leaves).items())
+        rows = self._columns(log, "tree_nodes", [(index + 1) << level for level, index in keys if level])
+        for level, index in keys:
+            if level:
+                seq = (index + 1) << level
+                nodes = rows.get(seq)
+                if nodes is not None and len(nodes) == _NODE * completed_levels(seq):
+                    found[(level, index)] = nodes[_NODE * (level - 1) : _NODE * level]
         return found
 
-    def _nodes(self, branches: Sequence[Select[tuple[int, int, bytes]]]) -> Iterator[tuple[tuple[int, int], bytes]]:
-        """Run per-level lookups as one statement (a proof's ~log n levels cost one round trip, not log n)."""
-        if not branches:
-            return
-        rows: Iterable[Any] = self.c.execute(branches[0] if len(branches) == 1 else union_all(*branches))
-        for level, idx, digest in rows:
-            yield (level, idx), bytes(digest)
+    def _columns(self, log: str, column: str, seqs: Sequence[int]) -> dict[int, bytes]:
+        """``column`` (body or tree_nodes) of events ``seqs`` of ``log`` (those that exist), 500 per query."""
+        log_id = self._log_id(log)
+        found: dict[int, bytes] = {}
+        if log_id is None:
+            return found
+        wanted = sorted(set(seqs))
+        sqlite = self.c.dialect.name == "sqlite"
+        for start in range(0, len(wanted), _ROWS_PER_QUERY):
+            chunk = wanted[start : start + _ROWS_PER_QUERY]
+            if sqlite:
+                padded = (log_id, *chunk, *(0,) * (_ROWS_PER_QUERY - len(chunk)))
+                found.update(self.c.exec_driver_sql(_SQLITE_BY_SEQ[column], padded).all())
+            else:
+                query = select(_events.seq, _events[column]).where(_events.log_id == log_id, _events.seq.in_(chunk))
+                found.update((seq, bytes(value)) for seq, value in self.c.execute(query))
+        return found
 
     def for_order(self, coi: str) -> list[dict[str, Any]]:
-        query = select(t.ledger_events.c.body).where(t.ledger_events.c.order_coi == coi).order_by(t.ledger_events.c.id)
+        query = select(_events.body).where(_events.order_coi == coi).order_by(_events.id)
         return [orjson.loads(body) for (body,) in self.c.execute(query)]
 
     def entry(self, log: str, seq: int) -> bytes | None:
-        body = self.c.execute(_ENTRY, {"log": log, "seq": seq}).scalar()
+        log_id = self._log_id(log)
+        body = None if log_id is None else self.c.execute(_ENTRY, {"log_id": log_id, "seq": seq}).scalar()
         return None if body is None else bytes(body)
 
     def entries(self, log: str, seqs: Sequence[int]) -> dict[int, bytes]:
         """The stored bodies of events ``seqs`` of ``log`` (those that exist), a few hundred per query."""
-        found: dict[int, bytes] = {}
-        wanted = sorted(set(seqs))
-        for start in range(0, len(wanted), _ENTRIES_PER_QUERY):
-            chunk = wanted[start : start + _ENTRIES_PER_QUERY]
-            query = select(t.ledger_events.c.seq, t.ledger_events.c.body).where(
-                t.ledger_events.c.log == log, t.ledger_events.c.seq.in_(chunk)
-            )
-            found.update((seq, bytes(body)) for seq, body in self.c.execute(query))
-        return found
+        return self._columns(log, "body", seqs)
 
     def rows(self, log: str) -> Iterator[StoredRow]:
         """Every stored event of ``log`` in sequence order, streamed (memory does not grow with the ledger)."""
+        log_id = self._log_id(log)
+        if log_id is None:
+            return
         query = (
-            select(
-                t.ledger_events.c.seq,
-                t.ledger_events.c.order_coi,
-                t.ledger_events.c.kind,
-                t.ledger_events.c.body,
-                t.ledger_events.c.hash,
-            )
-            .where(t.ledger_events.c.log == log)
-            .order_by(t.ledger_events.c.seq)
+            select(_events.seq, _events.order_coi, _events.kind, _events.body, _events.hash)
+            .where(_events.log_id == log_id)
+            .order_by(_events.seq)
         )
         result = self.c.execution_options(yield_per=10_000).execute(query)
         for seq, order, kind, body, digest in result:  # noqa: UP028 - unpacking gives the typed row
@@ -303,7 +335,8 @@ class SqlLedger:
 
     def logs(self) -> dict[str, int]:
         """Every log in the store with its size."""
-        query = select(t.ledger_events.c.log, func.max(t.ledger_events.c.seq)).group_by(t.ledger_events.c.log)
+        sizes = select(_events.log_id, func.max(_events.seq).label("size")).group_by(_events.log_id).subquery()
+        query = select(t.ledger_logs.c.origin, sizes.c.size).join(sizes, sizes.c.log_id == t.ledger_logs.c.id)
         return {log: int(size) for log, size in self.c.execute(query)}
 
     def size(self) -> int:

@@ -122,33 +122,35 @@ counters = Table(
     Column("value", Integer, nullable=False),
 )
 
-# One log per site (its origin, e.g. "cellrail/cn-regional/hub-east-suzhou"); ``id`` is the store-wide order of
-# insertion, ``seq`` the 1-based position in the site's log (its Merkle leaf index + 1).
+# One log per site, named by its origin (e.g. "cellrail/cn-regional/hub-east-suzhou"). Events and their tree
+# refer to a log by this small integer, not by the 30-odd characters of its name in every row and index entry.
+ledger_logs = Table(
+    "ledger_logs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("origin", String(200), nullable=False, unique=True),
+)
+
+# The custody events. ``id`` is the store-wide order of insertion, ``seq`` the 1-based position in its site's log
+# (its Merkle leaf index + 1); ``body`` the canonical bytes as signed, never re-encoded; ``hash`` the chain link.
+# ``tree_nodes`` holds the RFC 9162 tree's inner nodes that this event completes, written with it: appending
+# leaf seq-1 completes the perfect subtrees at levels 1 to k, k the number of trailing zero bits of seq, so
+# node (level, index) lives in event (index + 1) << level, 32 bytes at offset 32 * (level - 1). Leaves are
+# not stored as nodes: leaf seq-1 is SHA-256(0x00 ‖ body). One row per event carries the whole tree, so an
+# append writes one table row and its two index entries, nothing else.
 ledger_events = Table(
     "ledger_events",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("log", String(200), nullable=False),
+    Column("log_id", Integer, ForeignKey("ledger_logs.id"), nullable=False),
     Column("seq", Integer, nullable=False),
     Column("order_coi", String(16)),
     Column("kind", String(32), nullable=False),
     Column("body", LargeBinary, nullable=False),
     Column("hash", LargeBinary(32), nullable=False),
-    UniqueConstraint("log", "seq", name="uq_ledger_events_position"),
+    Column("tree_nodes", LargeBinary, nullable=False),
+    UniqueConstraint("log_id", "seq", name="uq_ledger_events_position"),
     Index("ix_ledger_events_order", "order_coi"),
-)
-
-# RFC 9162 tree of each log: the hash of every perfect subtree above the leaves, written with its events (a leaf
-# is SHA-256(0x00 ‖ event body), derived from ledger_events, so it is not stored twice).
-merkle_nodes = Table(
-    "merkle_nodes",
-    metadata,
-    Column("log", String(200), primary_key=True),
-    Column("level", Integer, primary_key=True, autoincrement=False),
-    Column("idx", Integer, primary_key=True, autoincrement=False),
-    Column("hash", LargeBinary(32), nullable=False),
-    # SQLite: a clustered table (one B-tree keyed by the primary key) halves the writes of every append.
-    sqlite_with_rowid=False,
 )
 
 # Signed checkpoints (C2SP tlog-checkpoint notes) of this store's logs.
