@@ -42,12 +42,19 @@ STARTED = datetime(2026, 5, 4, 9, tzinfo=UTC)
 
 def _at_revision(url: str, revision: str) -> Engine:
     engine = create_store_engine(url)
+    _upgrade(engine, revision)
+    return engine
+
+
+def _upgrade(engine: Engine, revision: str = "head", copy_chunk: int | None = None) -> None:
+    """As store.engine.migrate, to ``revision``; ``copy_chunk`` makes 0003 copy that many events per step."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    if copy_chunk is not None:
+        config.attributes["cellrail.ledger_copy_chunk"] = copy_chunk
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
-    return engine
 
 
 def _old_ledger(engine: Engine, *, leaves_as_nodes: bool) -> tuple[list[tuple[str, int]], dict[str, MemoryStore]]:
@@ -88,14 +95,19 @@ def _old_ledger(engine: Engine, *, leaves_as_nodes: bool) -> tuple[list[tuple[st
     return order, trees
 
 
-@pytest.mark.parametrize("leaves_as_nodes", [False, True], ids=["derived-leaves", "stored-leaves"])
+@pytest.mark.parametrize(
+    ("leaves_as_nodes", "copy_chunk"),
+    [(False, None), (True, None), (False, 1), (True, 3), (False, 16), (True, 33)],
+    ids=["derived-leaves", "stored-leaves", "chunks-of-1", "chunks-of-3", "chunks-of-16", "chunks-of-33"],
+)
 def test_upgrading_to_0003_carries_every_event_and_tree_node_over(
-    store_url: str, clock: ManualClock, leaves_as_nodes: bool
+    store_url: str, clock: ManualClock, leaves_as_nodes: bool, copy_chunk: int | None
 ) -> None:
+    """Copied in chunks too (nodes of one event never span two; the default chunk holds these logs whole)."""
     engine = _at_revision(store_url, "0002")
     try:
         order, trees = _old_ledger(engine, leaves_as_nodes=leaves_as_nodes)
-        migrate(engine)
+        _upgrade(engine, copy_chunk=copy_chunk)
         with engine.connect() as connection:
             assert compare_metadata(MigrationContext.configure(connection), metadata) == []
             placed = connection.execute(
@@ -139,9 +151,19 @@ def test_upgrading_to_0003_carries_every_event_and_tree_node_over(
             "AND level = 0 AND idx = 5) WHERE log = 'cellrail/unregistered/hub' AND level = 0 AND idx = 4",
             "leaf 4 is not the hash of event 5",
         ),
-        ("DELETE FROM ledger_events WHERE log = 'cellrail/unregistered/h-a' AND seq = 9", "event 9 is missing"),
+        ("DELETE FROM ledger_events WHERE log = 'cellrail/unregistered/h-a' AND seq = 9", "do not fill positions"),
+        (
+            "INSERT INTO ledger_events (log, seq, order_coi, kind, body, hash) SELECT log, 0, order_coi, kind, body, "
+            "hash FROM ledger_events WHERE log = 'cellrail/unregistered/hub' AND seq = 1",
+            "do not fill positions 1 to 37",
+        ),
+        (
+            "UPDATE merkle_nodes SET hash = substr(hash, 1, 31) WHERE log = 'cellrail/unregistered/h-a' "
+            "AND level = 1 AND idx = 3",
+            r"tree node \(1, 3\) is 31 bytes",
+        ),
     ],
-    ids=["missing-node", "stray-node", "altered-leaf", "missing-event"],
+    ids=["missing-node", "stray-node", "altered-leaf", "missing-event", "event-at-0", "short-node"],
 )
 def test_upgrading_to_0003_refuses_a_tree_that_does_not_fit_and_changes_nothing(
     store_url: str, damage: str, reason: str

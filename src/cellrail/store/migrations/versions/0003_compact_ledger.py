@@ -3,7 +3,7 @@
 Before: ``ledger_events.log`` held the origin text in every row and index entry, and ``merkle_nodes`` one row
 per inner node (about one per event, each with the origin again). After: ``ledger_logs`` names each log once,
 and ``ledger_events.tree_nodes`` holds the inner nodes that appending the event completed (see store/tables.py),
-so an append writes one row instead of two. Batched appends got about 10 % faster (docs/performance.md).
+so an append writes one row instead of two (docs/performance.md has the measured effect).
 
 Nothing is recomputed: every stored hash is carried over as stored, so a store altered before the upgrade is
 still caught by ``cellrail verify`` afterwards. A stored node that does not fit the tree (missing, extra, or a
@@ -22,16 +22,17 @@ import importlib
 from collections.abc import Iterator
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 
 revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
 
+HASH_BYTES = 32
 _RAIL = importlib.import_module("cellrail.store.migrations.versions.0001_rail")  # the append-only guards
 OLD = "ledger_events_0001"
-CHUNK = 20_000  # events copied per step: memory stays bounded however long a log is
+CHUNK = 20_000  # events copied per step: memory stays bounded however long a log is (tests set a small one)
 
 _new_events = sa.table(
     "ledger_events",
@@ -93,15 +94,19 @@ def upgrade() -> None:
 
 def _copy(bind: sa.Connection) -> None:
     """Copy every event with the inner nodes it completed, log by log, in bounded chunks; check the tree fits."""
-    logs = [log for (log,) in bind.execute(sa.text(f"SELECT log FROM {OLD} GROUP BY log ORDER BY min(id)"))]
-    for log in logs:
+    chunk = int(context.config.attributes.get("cellrail.ledger_copy_chunk", CHUNK))
+    logs = bind.execute(
+        sa.text(f"SELECT log, count(*), min(seq), max(seq) FROM {OLD} GROUP BY log ORDER BY min(id)")
+    ).all()
+    for log, count, first, size in logs:
+        if (count, first) != (size, 1):  # positions 1..size, each once (the old table has unique (log, seq))
+            raise UnfitTree(f"log {log}: {count} events do not fill positions 1 to {size}; restore from backup")
         log_id = bind.execute(
             sa.text("INSERT INTO ledger_logs (origin) VALUES (:origin) RETURNING id"), {"origin": log}
         ).scalar_one()
-        size = bind.execute(sa.text(f"SELECT max(seq) FROM {OLD} WHERE log = :log"), {"log": log}).scalar_one()
         used = 0
-        for start in range(1, size + 1, CHUNK):
-            end = min(start + CHUNK, size + 1)  # events start .. end-1
+        for start in range(1, size + 1, chunk):
+            end = min(start + chunk, size + 1)  # events start .. end-1
             rows, nodes_used = _chunk(bind, log, log_id, start, end)
             if rows:
                 bind.execute(sa.insert(_new_events), rows)
@@ -110,8 +115,8 @@ def _copy(bind: sa.Connection) -> None:
         if stored != used:
             raise UnfitTree(f"log {log}: {stored - used} stored tree node(s) belong to no event; restore from backup")
     stray = bind.execute(sa.text(f"SELECT count(*) FROM merkle_nodes WHERE log NOT IN (SELECT log FROM {OLD})"))
-    if count := stray.scalar_one():
-        raise UnfitTree(f"{count} stored tree node(s) belong to a log without events; restore from backup")
+    if orphans := stray.scalar_one():
+        raise UnfitTree(f"{orphans} stored tree node(s) belong to a log without events; restore from backup")
 
 
 def _chunk(bind: sa.Connection, log: str, log_id: int, start: int, end: int) -> tuple[list[dict[str, object]], int]:
@@ -138,7 +143,10 @@ def _chunk(bind: sa.Connection, log: str, log_id: int, start: int, end: int) -> 
             ),
             {"log": log, "level": level, "low": low, "high": high},
         )
-        nodes.update(((level, idx), bytes(digest)) for idx, digest in found)
+        for idx, digest in found:
+            if len(digest) != HASH_BYTES:
+                raise UnfitTree(f"log {log}: tree node {(level, idx)} is {len(digest)} bytes, not a SHA-256 hash")
+            nodes[(level, idx)] = bytes(digest)
     rows: list[dict[str, object]] = []
     carried = 0
     for row in events:
