@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from cellrail.kernel.clock import ManualClock, iso_utc
+from cellrail.kernel.errors import Conflict
 from cellrail.rail.access_control import Principal, Role
 from cellrail.rail.audit import Finding, StoredTree, verify_ledger
 from cellrail.rail.ledger import (
@@ -588,3 +589,26 @@ def test_record_seals_exactly_as_seal_and_stores_the_tree_a_rebuild_gives(engine
         total = uow.ledger.logs()[HUB_LOG]
         stored = uow.ledger.subtrees(HUB_LOG, [(lv, i) for lv in range(1, 7) for i in range(total >> lv)])
     assert stored == {(lv, i): memory.perfect(lv, i) for lv in range(1, 7) for i in range(total >> lv)}
+
+
+def test_record_refuses_to_append_over_a_missing_tree_node(engine: Engine, clock: ManualClock) -> None:
+    """An append combines with stored frontier nodes; if one is gone, it must stop, not hash with a blank."""
+    seed(engine, clock, days=1)
+    scan = CustodyEvent(EventKind.CUSTODY_SCAN, "hub", "courier", "courier", clock.now())
+    with SqlUnitOfWork(engine) as uow:
+        size = uow.ledger.head_for_append(HUB_LOG)[0] + len(record(uow, clock, scan, scan))
+        uow.commit()
+    assert size == 3  # the frontier of 3 leaves: node (1, 0), carried by event 2, and leaf 2
+    with engine.begin() as connection:  # someone with database access blanks event 2's tree nodes
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("ALTER TABLE ledger_events DISABLE TRIGGER ledger_events_no_change"))
+        else:
+            connection.execute(text("DROP TRIGGER ledger_events_no_update"))
+        connection.execute(
+            text(f"UPDATE ledger_events SET tree_nodes = :blank WHERE {OF_LOG} AND seq = 2"),
+            {"blank": b"", "l": HUB_LOG},
+        )
+    with SqlUnitOfWork(engine) as uow, pytest.raises(Conflict, match=r"tree node \(1, 0\) is missing from the store"):
+        record(uow, clock, scan)
+    with SqlUnitOfWork(engine, write=False) as uow:
+        assert uow.ledger.logs()[HUB_LOG] == 3

@@ -12,6 +12,7 @@ import hashlib
 from collections import Counter
 
 from cellrail.kernel.clock import Clock, iso_utc
+from cellrail.kernel.errors import Conflict
 from cellrail.rail.ledger import CustodyEvent, LedgerEntry, encode
 from cellrail.rail.ports import UnitOfWork
 from cellrail.transparency.merkle import frontier_read_by_append
@@ -22,6 +23,22 @@ NETWORK_LOG = "network"  # the log of events that belong to no single site (netw
 def origin(network_id: str, node: str) -> str:
     """The name of a site's log, as it appears in its checkpoints."""
     return f"cellrail/{network_id}/{node}"
+
+
+def _left_siblings(uow: UnitOfWork, log: str, size: int, count: int) -> list[bytes]:
+    """Per level, the stored frontier subtree that appending ``count`` events to ``log`` will combine with."""
+    keys = frontier_read_by_append(size, count)
+    found = uow.ledger.subtrees(log, keys)
+    missing = [key for key in keys if key not in found]
+    if missing:
+        raise Conflict(
+            f"log {log}: tree node {missing[0]} is missing from the store; nothing can be appended until "
+            "it is restored (run cellrail verify)"
+        )
+    left = [b""] * 64  # a tree of 2^64 leaves is out of reach
+    for (level, _index), digest in found.items():
+        left[level] = digest
+    return left
 
 
 def record(uow: UnitOfWork, clock: Clock, *events: CustodyEvent) -> list[LedgerEntry]:
@@ -36,14 +53,14 @@ def record(uow: UnitOfWork, clock: Clock, *events: CustodyEvent) -> list[LedgerE
     logs = [names[event.node] for event in events]
     heads = {log: uow.ledger.head_for_append(log) for log in sorted(set(logs))}  # lock in one order: no deadlock
     counts = Counter(logs)
-    trees = {
-        log: uow.ledger.subtrees(log, frontier_read_by_append(size, counts[log])) for log, (size, _) in heads.items()
-    }
+    lefts = {log: _left_siblings(uow, log, size, counts[log]) for log, (size, _) in heads.items()}
     now = iso_utc(clock.now())  # formatted once: the whole batch is recorded at the same moment
     entries: list[LedgerEntry] = []
     completed: list[bytes] = []  # per event, the inner nodes it completes (level 1 upward), concatenated
     # This loop runs once per event, so names are bound once and the three hash formulas are written inline:
     # ledger.link, verifier.leaf_hash and verifier.node_hash (tests check the result against each of them).
+    # merkle.nodes_to_store, with its lookups answered by ``left``: the left sibling waiting at each level of the
+    # log's tree is the last node completed at that level, so one slot per level holds all an append reads.
     add_entry, add_nodes, sha256 = entries.append, completed.append, hashlib.sha256
     for log, event in zip(logs, events, strict=True):
         size, head = heads[log]
@@ -52,17 +69,15 @@ def record(uow: UnitOfWork, clock: Clock, *events: CustodyEvent) -> list[LedgerE
         head = sha256(head + body).digest()  # link(head, body)
         heads[log] = (seq, head)
         add_entry(LedgerEntry(seq, body, head, log))
-        tree = trees[log]
-        # merkle.nodes_to_store: the leaf (kept in memory only; the store derives leaves from the event bytes)
-        # and each inner node it completes while it is a right-hand child.
+        left = lefts[log]
         level, index = 0, size
-        tree[(0, size)] = digest = sha256(b"\x00" + body).digest()  # leaf_hash(body)
+        digest = sha256(b"\x00" + body).digest()  # leaf_hash(body); the store derives leaves from the bytes
         inner = b""
-        while index & 1:
-            digest = sha256(b"\x01" + tree[(level, index - 1)] + digest).digest()  # node_hash(left, digest)
+        while index & 1:  # a right-hand child completes its parent
+            digest = sha256(b"\x01" + left[level] + digest).digest()  # node_hash(left sibling, digest)
             level, index = level + 1, index >> 1
-            tree[(level, index)] = digest
             inner += digest
+        left[level] = digest  # a left-hand child (index even) until its sibling comes
         add_nodes(inner)
     uow.ledger.append(entries, events, completed)
     return entries
