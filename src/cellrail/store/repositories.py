@@ -187,6 +187,7 @@ _HEAD = (  # built once: constructing a statement costs more than running it
     .where(t.ledger_logs.c.origin == bindparam("origin"))
 )
 _ENTRY = select(_events.body).where(_events.log_id == bindparam("log_id"), _events.seq == bindparam("seq"))
+_SQLITE_ROWS = "SELECT seq, order_coi, kind, body, hash FROM ledger_events WHERE log_id = ? ORDER BY seq"
 _ROWS_PER_QUERY = 500  # bound parameters per IN (...): well inside SQLite's and PostgreSQL's limits
 # SQLite: one statement text per column, always with _ROWS_PER_QUERY places (unused ones hold seq 0, which no
 # event has), so sqlite3 prepares it once and every chunk reuses it; rows come back as plain tuples.
@@ -323,6 +324,17 @@ class SqlLedger:
         """Every stored event of ``log`` in sequence order, streamed (memory does not grow with the ledger)."""
         log_id = self._log_id(log)
         if log_id is None:
+            return
+        if self.c.dialect.name == "sqlite":
+            # A full re-verification reads every row once: plain tuples from the driver's own cursor, in the
+            # unit of work's transaction, cost a third less than SQLAlchemy's per-row result objects.
+            cursor = self.c.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.execute(_SQLITE_ROWS, (log_id,))
+                while batch := cursor.fetchmany(10_000):
+                    yield from batch
+            finally:
+                cursor.close()
             return
         query = (
             select(_events.seq, _events.order_coi, _events.kind, _events.body, _events.hash)
