@@ -6,9 +6,9 @@ and ``ledger_events.tree_nodes`` holds the inner nodes that appending the event 
 so an append writes one row instead of two (docs/performance.md has the measured effect).
 
 Nothing is recomputed: every stored hash is carried over as stored, so a store altered before the upgrade is
-still caught by ``cellrail verify`` afterwards. A stored node that does not fit the tree (missing, extra, or a
-leaf that is not the hash of its event) stops the upgrade with the log and node named, and the transaction
-leaves the store as it was.
+still caught by ``cellrail verify`` afterwards. A tree that does not fit its events (a node missing, stray or not
+32 bytes, a stored leaf that is not the hash of its event, events that do not fill positions 1..n) stops the
+upgrade with the log and node named, and the transaction leaves the store as it was.
 
 Revision ID: 0003
 Revises: 0002
