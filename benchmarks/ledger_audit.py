@@ -48,6 +48,7 @@ from rich.console import Console
 from sqlalchemy import Engine
 from sqlalchemy import event as sqlalchemy_event
 
+from bare_sqlite import add_logs, bare_connection, product_schema
 from cellrail.demo.journeys import with_site_keys
 from cellrail.kernel.clock import ManualClock
 from cellrail.kernel.identifiers import DIN, ChainOfIdentity
@@ -81,8 +82,6 @@ SITES = (  # (id, kind, FIN, city, country, latitude, longitude)
     ("h-hangzhou", "hospital", "A9108", "Hangzhou", "CN", 30.27, 120.16),
 )
 STATES = ("collected", "shipped_to_manufacturing", "received_at_manufacturing", "shipped_to_site")
-BARE_TABLES = ("ledger_logs", "ledger_events")
-BARE_LOG = "INSERT OR IGNORE INTO ledger_logs (id, origin) VALUES (?, ?)"
 BARE_EVENT = (
     "INSERT INTO ledger_events (log_id, seq, order_coi, kind, body, hash, tree_nodes) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
@@ -162,7 +161,7 @@ class Readback:
 
     def since_last(self, bare: sqlite3.Connection) -> list[EventRow]:
         """The new event rows; the bare database gets any new log names first (untimed), for its foreign key."""
-        bare.executemany(BARE_LOG, self.connection.execute("SELECT id, origin FROM ledger_logs").fetchall())
+        add_logs(bare, self.connection.execute("SELECT id, origin FROM ledger_logs").fetchall())
         events = self.connection.execute(
             "SELECT id, log_id, seq, order_coi, kind, body, hash, tree_nodes FROM ledger_events WHERE id > ? "
             "ORDER BY id",
@@ -174,32 +173,12 @@ class Readback:
         self.nodes_read += sum(len(row[-1]) for row in events) // 32
         return [row[1:] for row in events]
 
-    def schema(self) -> list[str]:
-        """The product's CREATE TABLE and CREATE INDEX statements for the ledger's two tables (no triggers)."""
-        marks = ",".join("?" * len(BARE_TABLES))
-        query = (
-            f"SELECT sql FROM sqlite_master WHERE tbl_name IN ({marks}) AND type IN ('table', 'index') "
-            "ORDER BY type DESC"  # tables before their indexes
-        )
-        return [sql for (sql,) in self.connection.execute(query, BARE_TABLES) if sql]
-
     def bodies(self, log: str) -> Iterator[bytes]:
         query = (
             "SELECT body FROM ledger_events WHERE log_id = (SELECT id FROM ledger_logs WHERE origin = ?) ORDER BY seq"
         )
         for (body,) in self.connection.execute(query, (log,)):
             yield body
-
-
-def bare_connection(path: Path, schema: Sequence[str]) -> sqlite3.Connection:
-    """A plain sqlite3 connection with the product's pragmas and tables; transactions issued explicitly."""
-    connection = sqlite3.connect(path, isolation_level=None)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=FULL")
-    connection.execute("PRAGMA foreign_keys=ON")
-    for statement in schema:
-        connection.execute(statement)
-    return connection
 
 
 def bare_batch(connection: sqlite3.Connection, events: Sequence[EventRow]) -> float:
@@ -421,7 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         signers = load_signers(work / "keys")
         assert len(signers) == args.sites + 1, sorted(signers)
         readback = Readback(work / "cellrail.db")
-        bare = bare_connection(work / "bare.db", readback.schema())
+        bare = bare_connection(work / "bare.db", product_schema(work / "cellrail.db"))
         readback.since_last(bare)  # the registration event: not part of any figure
         events = ScanEvents(site_ids)
 

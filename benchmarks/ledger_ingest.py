@@ -10,7 +10,8 @@
     same stored bytes.
 
 The store is a file database in a temporary directory with the product's durability settings (WAL,
-``synchronous=FULL``, ``BEGIN IMMEDIATE``); the bare baselines use the same pragmas on their own file next to it.
+``synchronous=FULL``, ``BEGIN IMMEDIATE``); the bare baselines use the same pragmas and the product's own table
+definitions (copied from the store, ``bare_sqlite.py``) on their own file next to it.
 The process is pinned to one core where the OS allows it. Commands (``CustodyScan``) are built from dicts with
 Pydantic outside the timed region, as an API adapter would before calling the service; that cost is printed
 separately.
@@ -33,6 +34,7 @@ from typing import Any
 from rich.console import Console
 from sqlalchemy import Engine, func, select
 
+from bare_sqlite import bare_connection, product_schema
 from cellrail.kernel.clock import ManualClock
 from cellrail.rail.access_control import SYSTEM, Principal, Role
 from cellrail.rail.accounts import NewUser, create_user
@@ -87,14 +89,6 @@ lanes:
   - {from: h-bench, to: hub-bench, transport_hours: 3, days: [mon, tue, wed, thu, fri, sat, sun]}
 """
 
-# The bare baseline's table and indexes: the same as the product's ledger_events (see store/tables.py) without
-# the foreign key to ledger_logs, so the baseline stores exactly the rows the service layer stored.
-BARE_SCHEMA = (
-    "CREATE TABLE ledger_events (id INTEGER NOT NULL PRIMARY KEY, log_id INTEGER NOT NULL, seq INTEGER NOT NULL, "
-    "order_coi VARCHAR(16), kind VARCHAR(32) NOT NULL, body BLOB NOT NULL, hash BLOB NOT NULL, "
-    "tree_nodes BLOB NOT NULL, UNIQUE (log_id, seq))",
-    "CREATE INDEX ix_ledger_events_order ON ledger_events (order_coi)",
-)
 BARE_INSERT = (
     "INSERT INTO ledger_events (id, log_id, seq, order_coi, kind, body, hash, tree_nodes) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -189,17 +183,6 @@ def stored_rows(engine: Engine, first: int, last: int) -> list[Row]:
         ]
 
 
-def bare_connection(path: Path) -> sqlite3.Connection:
-    """A plain sqlite3 connection with the product's pragmas, and transactions issued explicitly."""
-    connection = sqlite3.connect(path, isolation_level=None)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=FULL")
-    connection.execute("PRAGMA foreign_keys=ON")
-    for statement in BARE_SCHEMA:
-        connection.execute(statement)
-    return connection
-
-
 def bare_insert(connection: sqlite3.Connection, rows: Sequence[Row], batch: int) -> float:
     """Seconds to insert ``rows`` with one BEGIN IMMEDIATE ... COMMIT per ``batch`` rows."""
     started = time.perf_counter()
@@ -273,7 +256,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         single_rows = stored_rows(engine, seeded + 1, seeded + args.single)
         batched_rows = stored_rows(engine, seeded + args.single + 1, seeded + args.single + args.events)
         console.print("    bare sqlite3 baselines ...")
-        bare = bare_connection(Path(workdir) / "bare.db")
+        store = Path(workdir) / "cellrail.db"
+        with engine.connect() as connection:
+            logs = [tuple(row) for row in connection.execute(select(t.ledger_logs.c.id, t.ledger_logs.c.origin))]
+        bare = bare_connection(Path(workdir) / "bare.db", product_schema(store), logs)
         bare_single_seconds = bare_insert(bare, single_rows, 1)
         bare_batched_seconds = bare_insert(bare, batched_rows, args.batch)
         bare.close()

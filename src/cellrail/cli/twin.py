@@ -57,6 +57,7 @@ class EngineName(StrEnum):
 ReplicationsOption = typer.Option(200, "--replications", "-n", min=1, help="Independent replications to run")
 SeedOption = typer.Option(1, "--seed", min=0, help="Seed of the run (the same seed gives the same results)")
 EngineOption = typer.Option(EngineName.local, "--engine", help="local: processes on this machine; ray: Ray tasks")
+ReportOutOption = typer.Option(None, "--out", help="Folder for the report and CSV files")
 WorkersOption = typer.Option(
     None,
     "--workers",
@@ -98,7 +99,7 @@ def run(
     seed: int = SeedOption,
     engine: EngineName = EngineOption,
     workers: int | None = WorkersOption,
-    out: Path | None = typer.Option(None, "--out", help="Folder for the report and CSV files"),
+    out: Path | None = ReportOutOption,
 ) -> None:
     """Simulate a network: vein-to-vein time, patients treated and lost, capacity use and cost per patient."""
     scenario = _scenario(network)
@@ -188,7 +189,7 @@ def compare_command(
     seed: int = SeedOption,
     engine: EngineName = EngineOption,
     workers: int | None = WorkersOption,
-    out: Path | None = typer.Option(None, "--out", help="Folder for the report and CSV files"),
+    out: Path | None = ReportOutOption,
 ) -> None:
     """Compare two networks on the same patients (common random numbers): B − A with 95 % confidence intervals."""
     _, page = run_comparison(a, b, replications, seed, engine.value, workers, out or _default_out(a, b))
