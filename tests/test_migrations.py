@@ -11,8 +11,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, text
+from typer.testing import CliRunner
 
+from cellrail.cli.main import app as cli
 from cellrail.kernel.clock import ManualClock
+from cellrail.kernel.errors import Conflict
 from cellrail.rail.ledger import GENESIS, CustodyEvent, EventKind, encode, link, verify_rows
 from cellrail.rail.recording import record
 from cellrail.store.engine import MIGRATIONS, create_store_engine, migrate
@@ -179,7 +182,7 @@ def test_upgrading_to_0003_refuses_a_tree_that_does_not_fit_and_changes_nothing(
                     connection.execute(text(f"DROP TRIGGER {table}_no_update"))
                     connection.execute(text(f"DROP TRIGGER {table}_no_delete"))
             connection.execute(text(damage))
-        with pytest.raises(Exception, match=f"restore from backup|{reason}") as refused:
+        with pytest.raises(Conflict, match="cannot upgrade the store to the compact ledger") as refused:
             migrate(engine)
         assert re.search(reason, str(refused.value)), refused.value
         with engine.connect() as connection:  # still the 0002 store, untouched
@@ -188,3 +191,18 @@ def test_upgrading_to_0003_refuses_a_tree_that_does_not_fit_and_changes_nothing(
             assert connection.execute(text("SELECT count(DISTINCT log) FROM ledger_events")).scalar_one() == 3
     finally:
         engine.dispose()
+
+
+def test_cellrail_db_upgrade_reports_an_unfit_tree_as_a_message(sqlite_url: str) -> None:
+    engine = _at_revision(sqlite_url, "0002")
+    _old_ledger(engine, leaves_as_nodes=False)
+    with engine.begin() as connection:
+        connection.execute(text("DROP TRIGGER merkle_nodes_no_delete"))
+        connection.execute(text("DELETE FROM merkle_nodes WHERE log = 'cellrail/unregistered/hub' AND level = 1"))
+    engine.dispose()
+    result = CliRunner().invoke(cli, ["db", "upgrade", "-d", sqlite_url], env={"COLUMNS": "250", "NO_COLOR": "1"})
+    assert (result.exit_code, result.output) == (
+        1,
+        "error cannot upgrade the store to the compact ledger (migration 0003): log cellrail/unregistered/hub: "
+        "tree node (1, 0) (completed by event 2) is missing; restore from backup\n",
+    )

@@ -24,6 +24,8 @@ from collections.abc import Iterator
 import sqlalchemy as sa
 from alembic import context, op
 
+from cellrail.kernel.errors import Conflict
+
 revision = "0003"
 down_revision = "0002"
 branch_labels = None
@@ -47,8 +49,12 @@ _new_events = sa.table(
 )
 
 
-class UnfitTree(RuntimeError):
-    """The stored tree does not match the stored events: the upgrade refuses to carry it over."""
+class UnfitTree(Conflict):
+    """The stored tree does not match the stored events: the upgrade refuses to carry it over (a Conflict, so
+    the CLI and the API report it as a message, not a traceback)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"cannot upgrade the store to the compact ledger (migration 0003): {reason}")
 
 
 def upgrade() -> None:
